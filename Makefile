@@ -1,0 +1,96 @@
+# vplcell - build, test and benchmark. `make check` is the one test command.
+#
+# Objects go under $(BUILD)/ (build/ normally, build-asan/ for the sanitizer
+# build) so both trees can coexist and `make check` can run the same tests
+# against both.
+
+CC      ?= cc
+SAN     ?= 0
+PKGS    := libwebsockets jansson libxml-2.0 openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) -fstack-protector-strong -fPIE -Icommon -Ijail \
+	$(PKG_CFLAGS)
+BASE_LDFLAGS := -pie -Wl,-z,relro,-z,now
+
+ifeq ($(SAN),1)
+BUILD   ?= build-asan
+BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BASE_LDFLAGS += -fsanitize=address,undefined
+CFLAGS  := -O1 -g
+else
+BUILD   ?= build
+BASE_CFLAGS += -D_FORTIFY_SOURCE=2
+endif
+
+ALL_CFLAGS  = $(BASE_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(BASE_LDFLAGS) $(LDFLAGS)
+
+COMMON_SRCS := $(wildcard common/*.c)
+JAIL_SRCS   := $(filter-out jail/main.c,$(wildcard jail/*.c))
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/obj/%.o)
+JAIL_OBJS   := $(JAIL_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+-include mk/*.mk
+
+.PHONY: all unit check check-asan fuzz bench clean format format-check deps install
+all: $(BUILD)/vpl-jail
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(COMMON_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libjail.a: $(JAIL_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/vpl-jail: $(BUILD)/obj/jail/main.o $(BUILD)/libjail.a $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libjail.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+
+deps:
+	@scripts/install-deps.sh
+
+# The README's test command: installs what is missing, builds both trees,
+# runs every suite against the normal build and the unit/protocol suites
+# again under ASan+UBSan, and ends with "N passed, N failed".
+check: deps
+	$(MAKE) all unit
+	$(MAKE) SAN=1 all unit
+	tests/run-all.sh
+
+check-asan: deps
+	$(MAKE) SAN=1 all unit
+	VPL_BUILD=build-asan tests/run-all.sh --asan-only
+
+FUZZ_TIME ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Ijail \
+	$(PKG_CFLAGS)
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(JAIL_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
+fuzz: deps $(FUZZ_BINS)
+	tests/fuzz/run.sh $(FUZZ_TIME)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs every build and test dependency from Debian's packages.
+# Idempotent, and quiet when everything is already present.
+set -eu
+
+PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format
+libwebsockets-dev libjansson-dev libxml2-dev libssl-dev libcmocka-dev
+openssl curl python3 iproute2 procps"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
