@@ -31,7 +31,7 @@ int buf_reserve(struct buf *b, size_t extra, struct err *err);
 int buf_append(struct buf *b, const void *p, size_t n, struct err *err);
 int buf_puts(struct buf *b, const char *s, struct err *err);
 int buf_printf(struct buf *b, struct err *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Hands the data over to the caller (who frees it) and resets b. */
 char *buf_steal(struct buf *b, size_t *len);

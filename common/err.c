@@ -27,7 +27,8 @@ int err_sys(struct err *err, int errnum, const char *fmt, ...)
 		int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 		va_end(ap);
 		if (n >= 0 && (size_t)n < sizeof err->msg)
-			snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", strerror(errnum));
+			snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s",
+				 strerror(errnum));
 		err->code = errnum ? errnum : -1;
 	}
 	return -1;
@@ -36,14 +37,22 @@ int err_sys(struct err *err, int errnum, const char *fmt, ...)
 int err_wrap(struct err *err, const char *fmt, ...)
 {
 	if (err) {
-		char prefix[sizeof err->msg];
 		char old[sizeof err->msg];
+		memcpy(old, err->msg, sizeof old);
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(prefix, sizeof prefix, fmt, ap);
+		int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 		va_end(ap);
-		memcpy(old, err->msg, sizeof old);
-		snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+		/* Context first, then as much of the old message as fits. */
+		if (n >= 0 && (size_t)n + 2 < sizeof err->msg) {
+			size_t at = (size_t)n;
+			err->msg[at++] = ':';
+			err->msg[at++] = ' ';
+			size_t room = sizeof err->msg - at - 1;
+			size_t ol = strnlen(old, room);
+			memcpy(err->msg + at, old, ol);
+			err->msg[at + ol] = '\0';
+		}
 		if (!err->code)
 			err->code = -1;
 	}

@@ -46,8 +46,8 @@ void log_msg(int level, const char *fmt, ...)
 		syslog(level, "%s", line);
 		return;
 	}
-	static const char *names[] = {"emerg", "alert", "crit", "error", "warn",
-				      "notice", "info",  "debug"};
+	static const char *names[] = {"emerg", "alert",	 "crit", "error",
+				      "warn",  "notice", "info", "debug"};
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;

@@ -43,7 +43,10 @@ struct rpc_request {
 };
 
 /* Picks the codec like the reference (first byte '<' means XML-RPC), except
- * that leading ASCII whitespace is skipped first. */
+ * that leading ASCII whitespace is skipped first. (Clarification: "ASCII
+ * whitespace" here is space, tab, CR and LF, the whitespace of both XML and
+ * JSON; the XML parser gets the body from the '<' on, the JSON parser all of
+ * it.) */
 int rpc_parse(const char *body, size_t len, struct rpc_request *req, struct err *err);
 
 /* JSON: root must be an object with "method" (string) and "params" (object,

@@ -1,0 +1,231 @@
+#include "http_handler.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http_reply.h"
+#include "log.h"
+#include "methods.h"
+#include "netacl.h"
+#include "rpc.h"
+
+#define SET_IWH	    "Set-Cookie: VPL_Iwh=y; Path=/; SameSite=none; Secure\r\n"
+#define ACME_PREFIX "/.well-known/acme-challenge/"
+
+static const char favicon_svg[] =
+    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" height=\"64\" viewBox=\"0 0 64 "
+    "64\"><rect width=\"64\" height=\"64\" rx=\"8\" fill=\"#2a5d8f\"/><text x=\"32\" "
+    "y=\"42\" font-family=\"sans-serif\" font-size=\"24\" font-weight=\"bold\" "
+    "fill=\"#fff\" text-anchor=\"middle\">VPL</text></svg>";
+static const char ok_html[] = "<html><head><title>OK</title></head><body><h1>OK</h1></body></html>";
+static const char robots_txt[] = "User-agent: *\nDisallow: /\n";
+
+static struct http_reply_opts opts_for(const struct jail *j, const struct http_request *rq)
+{
+	return (struct http_reply_opts){.tls = rq->tls,
+					.hsts_max_age = j->cfg.hsts_max_age,
+					.head_only = rq->method == HTTP_HEAD};
+}
+
+void http_peer_text(const struct sockaddr *sa, char *out, size_t outsz)
+{
+	if (!sa) {
+		snprintf(out, outsz, "-");
+		return;
+	}
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+			  (socklen_t)outsz);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)outsz);
+		else
+			inet_ntop(AF_INET6, a, out, (socklen_t)outsz);
+	} else {
+		snprintf(out, outsz, "?");
+	}
+}
+
+static int reply_error(struct jail *j, const struct http_request *rq, struct buf *out, int status,
+		       const char *detail)
+{
+	char peer[INET6_ADDRSTRLEN];
+	http_peer_text(rq->peer, peer, sizeof peer);
+	log_info("http %s from %s: %d %s", rq->method_name ? rq->method_name : "?", peer, status,
+		 detail);
+	j->stats.errors++;
+	struct http_reply_opts o = opts_for(j, rq);
+	buf_reset(out);
+	http_reply_error(out, &o, status, detail, NULL);
+	return HTTP_REPLY_READY;
+}
+
+static bool path_is(const struct http_request *rq, const char *p)
+{
+	size_t n = strlen(p);
+	return rq->path_len == n && strncasecmp(rq->path, p, n) == 0;
+}
+
+static int serve_acme(struct jail *j, const struct http_request *rq, struct buf *out)
+{
+	const char *token = rq->path + strlen(ACME_PREFIX);
+	size_t tlen = rq->path_len - strlen(ACME_PREFIX);
+	/* ACME tokens are base64url: anything else cannot name a file of ours. */
+	if (tlen == 0 || tlen > 256)
+		return reply_error(j, rq, out, 404, "Not found");
+	for (size_t i = 0; i < tlen; i++) {
+		char c = token[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return reply_error(j, rq, out, 404, "Not found");
+	}
+	char path[4096];
+	snprintf(path, sizeof path, "%s" ACME_PREFIX "%.*s", j->cfg.certbot_webroot_path, (int)tlen,
+		 token);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return reply_error(j, rq, out, 404, "Not found");
+	char data[8192];
+	ssize_t n = read(fd, data, sizeof data);
+	close(fd);
+	if (n < 0)
+		return reply_error(j, rq, out, 404, "Not found");
+	struct http_reply_opts o = opts_for(j, rq);
+	http_reply(out, &o, 200, SET_IWH, data, (size_t)n, NULL);
+	return HTTP_REPLY_READY;
+}
+
+static int serve_get(struct jail *j, const struct http_request *rq, struct buf *out)
+{
+	struct http_reply_opts o = opts_for(j, rq);
+	const char *body = NULL;
+	size_t len = 0;
+	if (path_is(rq, "/OK")) {
+		body = ok_html;
+		len = sizeof ok_html - 1;
+	} else if (path_is(rq, "/robots.txt")) {
+		body = robots_txt;
+		len = sizeof robots_txt - 1;
+	} else if (path_is(rq, "/favicon.ico")) {
+		body = favicon_svg;
+		len = sizeof favicon_svg - 1;
+	} else if (j->cfg.certbot_webroot_path && rq->path_len > strlen(ACME_PREFIX) &&
+		   strncmp(rq->path, ACME_PREFIX, strlen(ACME_PREFIX)) == 0) {
+		return serve_acme(j, rq, out);
+	} else {
+		return reply_error(j, rq, out, 404, "Not found");
+	}
+	http_reply(out, &o, 200, SET_IWH, body, len, NULL);
+	return HTTP_REPLY_READY;
+}
+
+/* URLPATH is a password: compare without leaking where it differs. */
+static bool urlpath_matches(const struct jail *j, const struct http_request *rq)
+{
+	const char *want = j->cfg.urlpath;
+	size_t wl = strlen(want);
+	const char *got = rq->path;
+	size_t gl = rq->path_len;
+	if (gl == 0) {
+		got = "/";
+		gl = 1;
+	}
+	/* Compare over the expected length always, so the time taken does not
+	 * depend on the length of what the client sent either. */
+	unsigned char diff = gl != wl;
+	for (size_t i = 0; i < wl; i++)
+		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? got[i] : 0);
+	return diff == 0;
+}
+
+int http_handle_headers(struct jail *j, const struct http_request *rq, struct buf *out)
+{
+	j->stats.requests++;
+	switch (rq->method) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+		return serve_get(j, rq, out);
+	case HTTP_OTHER: {
+		char detail[96];
+		char safe[32];
+		const char *m = rq->method_name ? rq->method_name : "?";
+		log_sanitize(safe, sizeof safe, m, strlen(m));
+		snprintf(detail, sizeof detail, "Http(s) Unsupported METHOD %s", safe);
+		return reply_error(j, rq, out, 400, detail);
+	}
+	case HTTP_POST:
+		break;
+	}
+	if (rq->peer && !netacl_allows(&j->cfg.task_only_from, rq->peer))
+		return reply_error(j, rq, out, 400, "Client not allowed");
+	if (!urlpath_matches(j, rq))
+		return reply_error(j, rq, out, 404, "http request URL path not found");
+	if (rq->content_length < 0)
+		return reply_error(j, rq, out, 400, "Content-Length required");
+	if (rq->content_length > j->cfg.request_max_size)
+		return reply_error(j, rq, out, 413, "http Request size too large");
+	return HTTP_NEED_BODY;
+}
+
+static const char *method_for_log(const struct rpc_request *req)
+{
+	static const char *const known[] = {"available", "request", "directrun", "getresult",
+					    "running",	 "stop",    "update"};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(req->method, known[i]) == 0)
+			return known[i];
+	return "unknown";
+}
+
+void http_handle_body(struct jail *j, const struct http_request *rq, char *body, size_t len,
+		      struct buf *out)
+{
+	struct rpc_request req = {0};
+	struct err e;
+	int64_t t0 = j->now_ms();
+	int pr = rpc_parse(body, len, &req, &e);
+	free(body); /* the tree holds what is needed from here on */
+	if (pr < 0) {
+		reply_error(j, rq, out, 400, e.msg);
+		rpc_request_free(&req);
+		return;
+	}
+	struct methods_result *res = malloc(sizeof *res);
+	if (!res) {
+		reply_error(j, rq, out, 500, "out of memory");
+		rpc_request_free(&req);
+		return;
+	}
+	methods_call(j, &req, res);
+	char peer[INET6_ADDRSTRLEN];
+	http_peer_text(rq->peer, peer, sizeof peer);
+	if (res->status != 200) {
+		reply_error(j, rq, out, res->status, res->detail);
+	} else {
+		struct buf payload;
+		buf_init(&payload, (size_t)j->cfg.result_max_size * 2 + 65536);
+		struct http_reply_opts o = opts_for(j, rq);
+		buf_reset(out);
+		if (rpc_encode(&payload, req.format, req.id, res->m, res->n, &e) < 0 ||
+		    http_reply(out, &o, 200, NULL, payload.data, payload.len, &e) < 0) {
+			log_err("encoding response: %s", e.msg);
+			buf_reset(out);
+			http_reply_error(out, &o, 500, "Internal error encoding response", NULL);
+		}
+		buf_free(&payload);
+	}
+	log_info("rpc %s %s task=%llu from=%s status=%d bytes_in=%zu ms=%lld", method_for_log(&req),
+		 req.format == RPC_FORMAT_XML ? "xml" : "json", (unsigned long long)res->task_id,
+		 peer, res->status, len, (long long)(j->now_ms() - t0));
+	methods_result_free(res);
+	free(res);
+	rpc_request_free(&req);
+}

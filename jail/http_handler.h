@@ -1,0 +1,52 @@
+/*
+ * http_handler.h - what the worker answers to one HTTP request.
+ *
+ * The network glue (server.c) parses with libwebsockets and calls these two
+ * functions; they hold every decision of vpl-jail-protocol.md §1.5 and build
+ * the complete response bytes, so they can be unit-tested and fuzzed without
+ * sockets.
+ *
+ *  http_handle_headers(): called once the headers are in. Returns
+ *    HTTP_NEED_BODY (read Content-Length bytes, then call http_handle_body;
+ *    send "100 Continue" first if rq->expect_continue) or HTTP_REPLY_READY
+ *    (*out holds the whole response; write it and close).
+ *  http_handle_body(): the RPC itself; *out gets the response.
+ */
+#ifndef VC_HTTP_HANDLER_H
+#define VC_HTTP_HANDLER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "jail.h"
+
+enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
+enum { HTTP_NEED_BODY = 0, HTTP_REPLY_READY = 1 };
+
+struct http_request {
+	enum http_method method;
+	const char *method_name; /* for the 400 detail of other methods */
+	const char *path;	 /* without the query string; not NUL-terminated */
+	size_t path_len;
+	const char *query; /* NUL-terminated or NULL */
+	bool tls;
+	const struct sockaddr *peer; /* may be NULL in tests: treated as allowed */
+	long long content_length;    /* -1 when absent */
+	bool expect_continue;
+	bool upgrade_websocket;
+	const char *cookie; /* raw Cookie header or NULL */
+};
+
+int http_handle_headers(struct jail *j, const struct http_request *rq, struct buf *out);
+/* Takes ownership of body (malloc'ed or NULL) and frees it as early as it
+ * can, so a big request is not held twice while its response is built. */
+void http_handle_body(struct jail *j, const struct http_request *rq, char *body, size_t len,
+		      struct buf *out);
+
+/* Peer address as text for logs and ACLs ("1.2.3.4", "::1"); mapped IPv4
+ * shown as IPv4. */
+void http_peer_text(const struct sockaddr *sa, char *out, size_t outsz);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * vpl-jail - a VPL jail execution server worker.
+ *
+ *   vpl-jail [-f FILE]      run in the foreground (default /etc/vplcell/vpl-jail.conf)
+ *   vpl-jail -t [-f FILE]   check the configuration, print the effective values, exit
+ *   vpl-jail --version
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http_reply.h"
+#include "jail.h"
+#include "log.h"
+#include "server.h"
+
+#define DEFAULT_CONFIG "/etc/vplcell/vpl-jail.conf"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vpl-jail [-f CONFIG] [-t] [--version]\n"
+		   "  -f CONFIG   configuration file (default " DEFAULT_CONFIG ")\n"
+		   "  -t          check the configuration, print effective values, exit\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = DEFAULT_CONFIG;
+	int test_only = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) {
+			path = argv[++i];
+		} else if (strcmp(argv[i], "-t") == 0) {
+			test_only = 1;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("vpl-jail (vplcell) protocol %s\n", VPL_SERVER_HEADER);
+			return 0;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+
+	log_open("vpl-jail", 0, LOG_LVL_INFO);
+	struct jail j;
+	memset(&j, 0, sizeof j);
+	j.now_ms = jail_monotonic_ms;
+	struct err e;
+	if (jail_config_load(&j.cfg, path, &e) < 0) {
+		log_err("configuration: %s", e.msg);
+		jail_config_free(&j.cfg);
+		return 1;
+	}
+	if (test_only) {
+		struct buf b;
+		buf_init(&b, 1 << 20);
+		if (jail_config_dump(&j.cfg, &b, &e) == 0)
+			fwrite(b.data, 1, b.len, stdout);
+		buf_free(&b);
+		if (j.cfg.secure_port &&
+		    server_check_tls_files(j.cfg.ssl_cert_file, j.cfg.ssl_key_file, &e) < 0) {
+			fprintf(stderr, "vpl-jail: %s\n", e.msg);
+			jail_config_free(&j.cfg);
+			return 1;
+		}
+		jail_config_free(&j.cfg);
+		return 0;
+	}
+	log_open("vpl-jail", j.cfg.log_syslog, j.cfg.log_level);
+	if (j.cfg.port && strcmp(j.cfg.urlpath, "/") != 0)
+		log_warn("URLPATH is a secret but PORT %d sends it in clear text", j.cfg.port);
+
+	j.tasks = task_table_new((unsigned)j.cfg.max_tasks, (size_t)j.cfg.result_max_size);
+	if (!j.tasks) {
+		log_err("out of memory");
+		return 1;
+	}
+	if (j.cfg.fail2ban > 0 && !(j.f2b = f2b_new(j.cfg.fail2ban))) {
+		log_err("out of memory");
+		return 1;
+	}
+	struct server *s = server_new(&j, &e);
+	if (!s) {
+		log_err("%s", e.msg);
+		f2b_free(j.f2b);
+		task_table_free(j.tasks);
+		jail_config_free(&j.cfg);
+		return 1;
+	}
+	int rc = server_run(s);
+	server_free(s);
+	f2b_free(j.f2b);
+	task_table_free(j.tasks);
+	jail_config_free(&j.cfg);
+	return rc;
+}

@@ -1,0 +1,446 @@
+#include "server.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http_handler.h"
+#include "http_reply.h"
+#include "log.h"
+
+#define WRITE_CHUNK (64 * 1024)
+
+struct server {
+	struct jail *jail;
+	struct lws_context *ctx;
+	struct lws_vhost *plain, *secure;
+	lws_sorted_usec_list_t sweep;
+};
+
+struct conn {
+	struct http_request rq;
+	char method_name[16];
+	char *path;
+	char *query;
+	char *cookie;
+	struct sockaddr_storage peer;
+	struct buf body;
+	struct buf out;
+	size_t out_off;
+	int64_t body_start_ms, last_byte_ms;
+	bool reading_body;
+	bool replying;
+};
+
+static volatile sig_atomic_t g_stop, g_reload;
+static struct lws_context *g_ctx;
+
+int64_t jail_monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		g_reload = 1;
+	else
+		g_stop = 1;
+	if (g_ctx)
+		lws_cancel_service(g_ctx);
+}
+
+int server_check_tls_files(const char *cert, const char *key, struct err *err)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	if (!c)
+		return err_set(err, ENOMEM, "SSL_CTX_new failed");
+	int r = 0;
+	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1)
+		r = err_set(err, EINVAL, "cannot load certificate %s", cert);
+	else if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1)
+		r = err_set(err, EINVAL, "cannot load private key %s", key);
+	else if (SSL_CTX_check_private_key(c) != 1)
+		r = err_set(err, EINVAL, "private key %s does not match certificate %s", key, cert);
+	SSL_CTX_free(c);
+	return r;
+}
+
+static void conn_free(struct conn *c)
+{
+	free(c->path);
+	free(c->query);
+	free(c->cookie);
+	buf_free(&c->body);
+	buf_free(&c->out);
+	c->path = c->query = c->cookie = NULL;
+}
+
+static char *copy_token(struct lws *wsi, enum lws_token_indexes t)
+{
+	int len = lws_hdr_total_length(wsi, t);
+	if (len <= 0)
+		return NULL;
+	char *s = malloc((size_t)len + 1);
+	if (s && lws_hdr_copy(wsi, s, len + 1, t) < 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static const struct {
+	enum lws_token_indexes tok;
+	enum http_method m;
+	const char *name;
+} methods[] = {
+    {WSI_TOKEN_GET_URI, HTTP_GET, "GET"},	  {WSI_TOKEN_POST_URI, HTTP_POST, "POST"},
+    {WSI_TOKEN_HEAD_URI, HTTP_HEAD, "HEAD"},	  {WSI_TOKEN_OPTIONS_URI, HTTP_OTHER, "OPTIONS"},
+    {WSI_TOKEN_PUT_URI, HTTP_OTHER, "PUT"},	  {WSI_TOKEN_PATCH_URI, HTTP_OTHER, "PATCH"},
+    {WSI_TOKEN_DELETE_URI, HTTP_OTHER, "DELETE"}, {WSI_TOKEN_CONNECT, HTTP_OTHER, "CONNECT"},
+};
+
+static long long content_length(struct lws *wsi)
+{
+	char v[32];
+	int n = lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (n <= 0)
+		return -1;
+	long long r = 0;
+	for (int i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9' || r > (LLONG_MAX - 9) / 10)
+			return LLONG_MAX; /* unparsable: treated as too large */
+		r = r * 10 + (v[i] - '0');
+	}
+	return r;
+}
+
+static void start_reply(struct lws *wsi, struct conn *c)
+{
+	struct server *s = lws_context_user(lws_get_context(wsi));
+	/* "HTTP/1.1 NNN": 4xx/5xx count as errors for FAIL2BAN. */
+	bool error = c->out.len > 9 && (c->out.data[9] == '4' || c->out.data[9] == '5');
+	if (c->rq.peer)
+		f2b_note(s->jail->f2b, c->rq.peer, error, jail_monotonic_ms());
+	c->replying = true;
+	c->reading_body = false;
+	lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
+	lws_callback_on_writable(wsi);
+}
+
+static int on_http(struct lws *wsi, struct server *s, struct conn *c)
+{
+	memset(c, 0, sizeof *c);
+	buf_init(&c->out, 1);
+	c->rq.method = HTTP_OTHER;
+	c->rq.method_name = "?";
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+		if (lws_hdr_total_length(wsi, methods[i].tok) > 0) {
+			c->path = copy_token(wsi, methods[i].tok);
+			c->rq.method = methods[i].m;
+			snprintf(c->method_name, sizeof c->method_name, "%s", methods[i].name);
+			c->rq.method_name = c->method_name;
+			break;
+		}
+	}
+	c->query = copy_token(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+	c->cookie = copy_token(wsi, WSI_TOKEN_HTTP_COOKIE);
+	c->rq.path = c->path ? c->path : "";
+	c->rq.path_len = c->path ? strlen(c->path) : 0;
+	c->rq.query = c->query;
+	c->rq.cookie = c->cookie;
+	c->rq.tls = lws_is_ssl(wsi);
+	socklen_t sl = sizeof c->peer;
+	int fd = lws_get_socket_fd(wsi);
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&c->peer, &sl) == 0)
+		c->rq.peer = (struct sockaddr *)&c->peer;
+	c->rq.content_length = content_length(wsi);
+	char expect[32];
+	c->rq.expect_continue =
+	    lws_hdr_copy(wsi, expect, sizeof expect, WSI_TOKEN_HTTP_EXPECT) > 0 &&
+	    strcasecmp(expect, "100-continue") == 0;
+
+	/* Responses are built whole; the cap only guards against a bug. */
+	buf_init(&c->out, (size_t)s->jail->cfg.result_max_size * 4 + (1u << 20));
+	if (http_handle_headers(s->jail, &c->rq, &c->out) == HTTP_REPLY_READY) {
+		start_reply(wsi, c);
+		return 0;
+	}
+	buf_init(&c->body, (size_t)c->rq.content_length);
+	c->reading_body = true;
+	c->body_start_ms = c->last_byte_ms = jail_monotonic_ms();
+	if (c->rq.expect_continue) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		unsigned char b[LWS_PRE + sizeof cont];
+		memcpy(b + LWS_PRE, cont, sizeof cont - 1);
+		if (lws_write(wsi, b + LWS_PRE, sizeof cont - 1, LWS_WRITE_HTTP) < 0)
+			return -1;
+	}
+	lws_set_timer_usecs(wsi, LWS_USEC_PER_SEC);
+	return 0;
+}
+
+static void finish_body(struct lws *wsi, struct server *s, struct conn *c)
+{
+	size_t len;
+	char *body = buf_steal(&c->body, &len);
+	http_handle_body(s->jail, &c->rq, body, len, &c->out);
+	start_reply(wsi, c);
+}
+
+static void body_timeout(struct lws *wsi, struct server *s, struct conn *c)
+{
+	int64_t now = jail_monotonic_ms();
+	int64_t limit_ms = (SERVER_BODY_BASE_S + c->rq.content_length / (1 << 20)) * 1000;
+	if (now - c->last_byte_ms < SERVER_BODY_IDLE_S * 1000 &&
+	    now - c->body_start_ms < limit_ms) {
+		lws_set_timer_usecs(wsi, LWS_USEC_PER_SEC);
+		return;
+	}
+	char peer[64];
+	http_peer_text(c->rq.peer, peer, sizeof peer);
+	log_info("http POST from %s: 408 body not received in time (%zu of %lld bytes)", peer,
+		 c->body.len, c->rq.content_length);
+	s->jail->stats.errors++;
+	buf_free(&c->body);
+	buf_reset(&c->out);
+	struct http_reply_opts o = {.tls = c->rq.tls, .hsts_max_age = s->jail->cfg.hsts_max_age};
+	http_reply_error(&c->out, &o, 408, "Socket read timeout", NULL);
+	start_reply(wsi, c);
+}
+
+static int write_some(struct lws *wsi, struct conn *c)
+{
+	static unsigned char stage[LWS_PRE + WRITE_CHUNK];
+	size_t left = c->out.len - c->out_off;
+	size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
+	if (n) {
+		memcpy(stage + LWS_PRE, c->out.data + c->out_off, n);
+		if (lws_write(wsi, stage + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
+			return -1;
+		c->out_off += n;
+	}
+	if (c->out_off < c->out.len) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	/* Connection: close. lws flushes anything still buffered first. */
+	return -1;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		    size_t len)
+{
+	struct server *s = lws_context_user(lws_get_context(wsi));
+	struct conn *c = user;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return on_http(wsi, s, c);
+	case LWS_CALLBACK_HTTP_BODY:
+		if (!c->reading_body)
+			return 0;
+		if (buf_append(&c->body, in, len, NULL) < 0) {
+			/* More than Content-Length said: refuse. */
+			buf_free(&c->body);
+			struct http_reply_opts o = {.tls = c->rq.tls,
+						    .hsts_max_age = s->jail->cfg.hsts_max_age};
+			http_reply_error(&c->out, &o, 413, "http Request size too large", NULL);
+			start_reply(wsi, c);
+			return 0;
+		}
+		c->last_byte_ms = jail_monotonic_ms();
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (c->reading_body)
+			finish_body(wsi, s, c);
+		return 0;
+	case LWS_CALLBACK_TIMER:
+		if (c->reading_body)
+			body_timeout(wsi, s, c);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!c->replying)
+			return 0;
+		return write_some(wsi, c);
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		if (c) /* NULL for a connection that closed before its headers */
+			conn_free(c);
+		return 0;
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		int fd = (int)(intptr_t)in;
+		if (s->jail->f2b && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+		    !f2b_allows(s->jail->f2b, (struct sockaddr *)&ss, jail_monotonic_ms())) {
+			char peer[64];
+			http_peer_text((struct sockaddr *)&ss, peer, sizeof peer);
+			log_warn("FAIL2BAN: refusing connection from %s", peer);
+			return 1;
+		}
+		return 0;
+	}
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* WebSockets (monitor/execute) arrive with the interactive
+		 * runs; until then an upgrade is refused. */
+		log_info("websocket upgrade refused: not supported by this build");
+		return -1;
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		/* user is the vhost's SSL_CTX: TLS 1.0 and 1.1 are off. */
+		SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+    {"http", callback, sizeof(struct conn), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log_emit(int level, const char *line)
+{
+	log_msg(level == LLL_ERR ? LOG_LVL_ERR : LOG_LVL_WARN, "lws: %s", line);
+}
+
+static void sweep_cb(lws_sorted_usec_list_t *sul)
+{
+	struct server *s = lws_container_of(sul, struct server, sweep);
+	task_sweep(s->jail->tasks, jail_monotonic_ms());
+	lws_sul_schedule(s->ctx, 0, &s->sweep, sweep_cb, LWS_USEC_PER_SEC);
+}
+
+static struct lws_vhost *make_vhost(struct server *s, const char *name, int port, bool tls,
+				    struct err *err)
+{
+	const struct jail_config *cfg = &s->jail->cfg;
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof info);
+	info.vhost_name = name;
+	info.port = port;
+	info.iface = cfg->interface && cfg->interface[0] ? cfg->interface : NULL;
+	info.protocols = protocols;
+	info.options = 0;
+	if (tls) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = cfg->ssl_cert_file;
+		info.ssl_private_key_filepath = cfg->ssl_key_file;
+		info.ssl_cipher_list = cfg->ssl_cipher_list;
+		info.tls1_3_plus_cipher_list = cfg->ssl_cipher_suites;
+		info.ssl_options_set =
+		    SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_RENEGOTIATION;
+	}
+	struct lws_vhost *v = lws_create_vhost(s->ctx, &info);
+	if (!v)
+		err_set(err, EADDRINUSE, "cannot listen on %s port %d (%s)",
+			info.iface ? info.iface : "*", port, tls ? "https" : "http");
+	return v;
+}
+
+struct server *server_new(struct jail *j, struct err *err)
+{
+	const struct jail_config *cfg = &j->cfg;
+	if (cfg->secure_port &&
+	    server_check_tls_files(cfg->ssl_cert_file, cfg->ssl_key_file, err) < 0) {
+		err_wrap(err, "SECURE_PORT %d", cfg->secure_port);
+		return NULL;
+	}
+	struct server *s = calloc(1, sizeof *s);
+	if (!s) {
+		err_sys(err, ENOMEM, "allocating server");
+		return NULL;
+	}
+	s->jail = j;
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof info);
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.user = s;
+	info.max_http_header_data = 8192; /* the reference's header limit */
+	info.timeout_secs = 20;
+	info.timeout_secs_ah_idle = 10;
+	info.pt_serv_buf_size = 32768;
+	s->ctx = lws_create_context(&info);
+	if (!s->ctx) {
+		err_set(err, EIO, "lws_create_context failed");
+		free(s);
+		return NULL;
+	}
+	if (cfg->port && !(s->plain = make_vhost(s, "http", cfg->port, false, err)))
+		goto fail;
+	if (cfg->secure_port && !(s->secure = make_vhost(s, "https", cfg->secure_port, true, err)))
+		goto fail;
+	lws_sul_schedule(s->ctx, 0, &s->sweep, sweep_cb, LWS_USEC_PER_SEC);
+	return s;
+fail:
+	lws_context_destroy(s->ctx);
+	free(s);
+	return NULL;
+}
+
+static void reload_tls(struct server *s)
+{
+	const struct jail_config *cfg = &s->jail->cfg;
+	struct err e;
+	if (!s->secure)
+		return;
+	if (server_check_tls_files(cfg->ssl_cert_file, cfg->ssl_key_file, &e) < 0) {
+		log_err("SIGHUP: keeping the current certificate: %s", e.msg);
+		return;
+	}
+	lws_tls_cert_updated(s->ctx, cfg->ssl_cert_file, cfg->ssl_key_file, NULL, 0, NULL, 0);
+	log_info("SIGHUP: certificate %s reloaded", cfg->ssl_cert_file);
+}
+
+int server_run(struct server *s)
+{
+	g_ctx = s->ctx;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	log_info("vpl-jail ready: http port %d, https port %d", s->jail->cfg.port,
+		 s->jail->cfg.secure_port);
+	while (!g_stop) {
+		if (lws_service(s->ctx, 0) < 0)
+			break;
+		if (g_reload) {
+			g_reload = 0;
+			reload_tls(s);
+		}
+	}
+	log_info("vpl-jail stopping");
+	return 0;
+}
+
+void server_stop(struct server *s)
+{
+	(void)s;
+	g_stop = 1;
+	if (g_ctx)
+		lws_cancel_service(g_ctx);
+}
+
+void server_free(struct server *s)
+{
+	if (!s)
+		return;
+	lws_sul_cancel(&s->sweep);
+	lws_context_destroy(s->ctx);
+	g_ctx = NULL;
+	free(s);
+}

@@ -1,0 +1,84 @@
+/*
+ * tasks.h - the task table and each task's state machine.
+ *
+ * A task is one `request` or `directrun`. It owns its three tickets, its
+ * clamped limits, its outputs and (until staged) its files. States:
+ *
+ *   COMPILING -> RUNNING -> DONE -> STOPPED
+ *        \          \        \----> EXPIRED
+ *         \          \------------> STOPPED | EXPIRED
+ *          \----------------------> DONE | STOPPED | EXPIRED
+ *
+ * STOPPED and EXPIRED are terminal: the task is unlinked and freed by
+ * task_remove(). Any other transition is refused (a bug, reported as an
+ * error, never silently taken).
+ *
+ * Ownership: the table owns its tasks; pointers returned by task_find() and
+ * task_create() stay valid until task_remove() or task_table_free().
+ * Lookups compare tickets in constant time over a linear scan: the table is
+ * bounded by MAX_TASKS (3 tickets each), so a scan costs microseconds and
+ * leaks nothing about which prefix matched.
+ */
+#ifndef VC_TASKS_H
+#define VC_TASKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "taskfiles.h"
+#include "tickets.h"
+
+enum task_state { TASK_COMPILING, TASK_RUNNING, TASK_DONE, TASK_STOPPED, TASK_EXPIRED };
+enum ticket_kind { TICKET_ADMIN, TICKET_MONITOR, TICKET_EXECUTE };
+
+struct task_limits {
+	long long maxtime; /* seconds */
+	long long maxfilesize;
+	long long maxmemory;
+	long long maxprocesses;
+};
+
+struct task {
+	uint64_t id; /* for logs: tickets are secrets */
+	enum task_state state;
+	bool interactive;
+	bool directrun;
+	char admin[TICKET_LEN + 1];
+	char monitor[TICKET_LEN + 1]; /* empty for directrun */
+	char execute[TICKET_LEN + 1];
+	bool monitor_used, execute_used; /* single-use tickets */
+	struct task_limits limits;
+	int64_t created_ms;
+	int64_t deadline_ms; /* absolute lifetime cap */
+	struct buf compilation;
+	struct buf execution;
+	bool executed;
+	char *script; /* the `execute` script name, owned */
+	char *lang;   /* owned */
+	struct task_files files;
+	struct task *next;
+};
+
+struct task_table;
+
+struct task_table *task_table_new(unsigned max_tasks, size_t result_max_size);
+void task_table_free(struct task_table *tt);
+
+/* New task in COMPILING with three fresh tickets. Fails with code EBUSY at
+ * the MAX_TASKS cap. */
+struct task *task_create(struct task_table *tt, int64_t now_ms, struct err *err);
+struct task *task_find(struct task_table *tt, const char *ticket, size_t len,
+		       enum ticket_kind kind);
+int task_set_state(struct task *t, enum task_state to, struct err *err);
+/* Moves to `final` (STOPPED or EXPIRED), unlinks and frees the task. */
+void task_remove(struct task_table *tt, struct task *t, enum task_state final);
+unsigned task_count(const struct task_table *tt);
+unsigned task_max(const struct task_table *tt);
+/* Expires every task past its deadline; returns how many. */
+unsigned task_sweep(struct task_table *tt, int64_t now_ms);
+const char *task_state_name(enum task_state s);
+bool task_is_running(const struct task *t);
+
+#endif

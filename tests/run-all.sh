@@ -1,0 +1,72 @@
+#!/bin/bash
+# Runs every test suite and prints one closing line "N passed, N failed".
+#
+#   tests/run-all.sh              normal build, then unit + protocol suites
+#                                 again against the ASan+UBSan build
+#   tests/run-all.sh --asan-only  only the sanitizer pass
+#
+# Each suite prints its own "N passed, N failed" (cmocka's summary lines are
+# read too); a suite that dies without one counts as one failure.
+set -u
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+total_pass=0
+total_fail=0
+logdir=$(mktemp -d /tmp/vplcell-tests.XXXXXX)
+
+count() { # name, logfile, exit status
+	local name=$1 log=$2 rc=$3 p f line
+	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [ -n "$line" ]; then
+		p=$(sed -E 's/.*\b([0-9]+) passed.*/\1/' <<<"$line")
+		f=$(sed -E 's/.*passed, ([0-9]+) failed.*/\1/' <<<"$line")
+	elif grep -q '\[==========\]' "$log"; then
+		p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+		f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+	else
+		p=0 f=1
+	fi
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	if [ "$f" -ne 0 ]; then
+		echo "== $name: $p passed, $f failed (log follows)"
+		tail -n 60 "$log"
+	else
+		echo "== $name: $p passed"
+	fi
+}
+
+run() { # name, command...
+	local name=$1 log
+	shift
+	log="$logdir/$(echo "$name" | tr ' /' '__').log"
+	"$@" >"$log" 2>&1
+	count "$name" "$log" $?
+}
+
+suites() { # build dir
+	local b=$1
+	for t in "$b"/tests/test_*; do
+		[ -x "$t" ] && run "$b unit $(basename "$t")" "$t"
+	done
+	[ -x tests/fuzz/regress.sh ] && run "$b fuzz regressions" tests/fuzz/regress.sh "$b"
+	for t in tests/protocol/test_*.py; do
+		run "$b protocol $(basename "$t")" env VPL_BUILD="$b" python3 "$t"
+	done
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+if [ "$mode" != "--asan-only" ]; then
+	suites build
+	for t in tests/sandbox/test_*.sh; do
+		[ -x "$t" ] && run "sandbox $(basename "$t")" "$t" build
+	done
+fi
+suites build-asan
+
+echo "logs: $logdir"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
