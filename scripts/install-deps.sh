@@ -5,7 +5,9 @@ set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format
 libwebsockets-dev libjansson-dev libxml2-dev libssl-dev libcmocka-dev
-openssl curl python3 iproute2 procps"
+openssl curl python3 iproute2 procps
+protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libgrpc-dev
+containerd runc busybox-static"
 
 missing=""
 for p in $PKGS; do

@@ -54,6 +54,9 @@ suites() { # build dir
 	for t in tests/protocol/test_*.py; do
 		run "$b protocol $(basename "$t")" env VPL_BUILD="$b" python3 "$t"
 	done
+	for t in tests/sandbox/test_*.sh; do
+		[ -x "$t" ] && run "$b sandbox $(basename "$t")" env VPL_BUILD="$b" "$t"
+	done
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -61,9 +64,6 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 if [ "$mode" != "--asan-only" ]; then
 	suites build
-	for t in tests/sandbox/test_*.sh; do
-		[ -x "$t" ] && run "sandbox $(basename "$t")" "$t" build
-	done
 fi
 suites build-asan
 
