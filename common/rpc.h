@@ -13,6 +13,9 @@
  * Ownership: rpc_parse*() fill a caller-provided struct rpc_request whose
  * members it owns; rpc_request_free() releases them (safe on a zeroed or
  * already-freed request). Encoders append to a caller-owned struct buf.
+ * (Clarification: rpc_parse*() overwrite *req without reading it, so it
+ * need not be initialized; on failure it is left zeroed, with nothing to
+ * free, and format set.)
  *
  * Hostile input: bodies come from the network. The parsers are bounded
  * (nesting depth RPC_MAX_DEPTH, no DTDs, no external or internal entity
@@ -52,14 +55,21 @@ int rpc_parse(const char *body, size_t len, struct rpc_request *req, struct err 
 /* JSON: root must be an object with "method" (string) and "params" (object,
  * or an empty array meaning an empty object); "id" (string or number) and
  * "jsonrpc" are optional; other root members are an error (the reference is
- * stricter: it wants exactly method/params/id [+jsonrpc]). */
+ * stricter: it wants exactly method/params/id [+jsonrpc]).
+ * (Clarification, as implemented: duplicate keys anywhere are an error; a
+ * null id counts as absent; "jsonrpc" must be a string, any value; a method
+ * or string id containing NUL is an error.) */
 int rpc_parse_json(const char *body, size_t len, struct rpc_request *req, struct err *err);
 
 /* XML-RPC: a methodCall with methodName and params; the <?xml?> declaration
  * is optional. Zero params gives an empty object; the first param must be a
  * struct. Decimal character references in 128..255 inside a string are first
  * taken as single bytes (xmlrpc-epi escapes UTF-8 byte by byte); if the
- * string is then not valid UTF-8 they are taken as code points instead. */
+ * string is then not valid UTF-8 they are taken as code points instead.
+ * (Clarification, as implemented: "a string" is each string value, member
+ * name and the methodName; CRs inside elements are kept, not normalized to
+ * LF as XML 1.0 would; the body is always read as UTF-8; an empty array as
+ * the first param counts as an empty struct; later params are ignored.) */
 int rpc_parse_xml(const char *body, size_t len, struct rpc_request *req, struct err *err);
 
 void rpc_request_free(struct rpc_request *req);
@@ -74,6 +84,10 @@ void rpc_request_free(struct rpc_request *req);
  *    valid while req lives.
  *  - maps: objects; an empty array counts as an empty object (PHP encodes an
  *    empty map as []). *obj is a borrowed reference.
+ *    (Clarification: for [] rpc_get_map replaces the member of req->params
+ *    by a new empty object and returns that, so it lives as long as req.)
+ * (Clarification: *out, *s, *len and *obj are only written when 1 is
+ * returned.)
  */
 int rpc_get_int(const struct rpc_request *req, const char *name, long long *out,
 		struct err *err);
@@ -81,7 +95,9 @@ int rpc_get_str(const struct rpc_request *req, const char *name, const char **s,
 		struct err *err);
 int rpc_get_map(const struct rpc_request *req, const char *name, json_t **obj, struct err *err);
 
-/* Converts a JSON value the way rpc_get_int does (for map values). */
+/* Converts a JSON value the way rpc_get_int does (for map values).
+ * (Clarification: returns 1 with *out set, 0 for NULL or JSON null, -1 for
+ * an unusable value; no error message.) */
 int rpc_json_to_int(const json_t *v, long long *out);
 
 /* One member of a result struct, in emission order. */
@@ -107,6 +123,9 @@ struct rpc_member {
  *   &amp; &lt; &gt; &apos; &quot;, invalid UTF-8 dropped (as the reference),
  *   and control bytes that XML 1.0 cannot carry (all < 0x20 except \t \n \r)
  *   dropped too, since PHP's decoder would reject the whole response.
+ *   (Clarification: U+FFFE and U+FFFF are dropped for the same reason; \u00XX
+ *   escapes use lowercase hex, like PHP. On failure, E2BIG from the buffer
+ *   cap or EINVAL for a bad member/format, the buffer is left as it was.)
  */
 int rpc_encode(struct buf *out, enum rpc_format fmt, const char *id, const struct rpc_member *m,
 	       size_t n, struct err *err);

@@ -237,7 +237,8 @@ static int xml_encode(struct buf *out, const struct rpc_member *m, size_t n, str
 	for (size_t k = 0; k < n; k++) {
 		if (buf_puts(out, "<member><name>", err) < 0 ||
 		    xml_put_string(out, m[k].name, strlen(m[k].name), err) < 0 ||
-		    buf_puts(out, "</name>\n<value>", err) < 0 || xml_put_value(out, &m[k], err) < 0 ||
+		    buf_puts(out, "</name>\n<value>", err) < 0 ||
+		    xml_put_value(out, &m[k], err) < 0 ||
 		    buf_puts(out, "</value>\n</member>\n", err) < 0)
 			return -1;
 	}

@@ -129,7 +129,8 @@ static int take_root(json_t *root, struct rpc_request *req, struct err *err)
 
 	if (!json_is_object(root))
 		return JSON_FAIL(err, "root is not an object");
-	json_object_foreach (root, key, v) {
+	json_object_foreach(root, key, v)
+	{
 		int rc;
 		if (!strcmp(key, "method"))
 			rc = take_method(v, req, err);
@@ -267,8 +268,7 @@ static json_t *param(const struct rpc_request *req, const char *name)
 	return req && json_is_object(req->params) ? json_object_get(req->params, name) : NULL;
 }
 
-int rpc_get_int(const struct rpc_request *req, const char *name, long long *out,
-		struct err *err)
+int rpc_get_int(const struct rpc_request *req, const char *name, long long *out, struct err *err)
 {
 	int rc = rpc_json_to_int(param(req, name), out);
 	if (rc < 0)

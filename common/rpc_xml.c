@@ -59,7 +59,7 @@
 
 #define MARK_BYTE 0x10FF00u /* + (b - 0x80): the byte b from a decimal reference */
 #define MARK_ESC  0x10FF80u /* the next code point is the sender's own */
-#define MARK_CR   0x10FF81u /* a raw carriage return */
+#define MARK_CR	  0x10FF81u /* a raw carriage return */
 
 /* Elements per RPC nesting level: <member><value><struct> (or data/value/
  * array); plus the fixed methodCall/params/param/value/type prefix. */
@@ -85,8 +85,7 @@ static void put_cp4(unsigned char out[4], uint32_t cp)
 /* The marker-block code point encoded at p, or 0 if p holds something else. */
 static uint32_t marker_at(const unsigned char *p, size_t n)
 {
-	if (n < 4 || p[0] != 0xF4 || p[1] != 0x8F || (p[2] & 0xC0) != 0x80 ||
-	    (p[3] & 0xC0) != 0x80)
+	if (n < 4 || p[0] != 0xF4 || p[1] != 0x8F || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
 		return 0;
 	uint32_t cp = 0x10F000u | ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3Fu);
 	return cp >= MARK_BYTE && cp <= MARK_CR ? cp : 0;
@@ -140,15 +139,15 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 struct feed {
 	const unsigned char *in;
 	size_t len;
-	size_t pos;        /* next input byte the lexer looks at */
-	size_t from, to;   /* input bytes to pass through next */
-	size_t resume;     /* where passing through continues after lit */
+	size_t pos;	 /* next input byte the lexer looks at */
+	size_t from, to; /* input bytes to pass through next */
+	size_t resume;	 /* where passing through continues after lit */
 	unsigned char lit[4];
 	size_t lit_off, lit_len;
-	int depth;         /* element nesting at pos */
+	int depth; /* element nesting at pos */
 	bool in_cdata;
 	bool done;
-	char error[120];   /* why the lexer (or the DTD hook) stopped the parse */
+	char error[120]; /* why the lexer (or the DTD hook) stopped the parse */
 };
 
 static int feed_fail(struct feed *f, const char *why)
@@ -682,8 +681,8 @@ static int conv_double(xmlNodePtr el, int depth, json_t **out, struct err *err)
 
 	if (scalar_text(el, &t, err) < 0)
 		return -1;
-	if (t.n && t.n < sizeof tmp && (t.p[0] == '-' || t.p[0] == '+' || t.p[0] == '.' ||
-					(t.p[0] >= '0' && t.p[0] <= '9'))) {
+	if (t.n && t.n < sizeof tmp &&
+	    (t.p[0] == '-' || t.p[0] == '+' || t.p[0] == '.' || (t.p[0] >= '0' && t.p[0] <= '9'))) {
 		memcpy(tmp, t.p, t.n);
 		tmp[t.n] = '\0';
 		d = strtod(tmp, &end);
@@ -820,13 +819,11 @@ static int conv_member(xmlNodePtr m, int depth, json_t *obj, struct err *err)
 	json_t *v;
 	if (element_text(name, &key, err) < 0)
 		return -1;
-	int rc = -1;
-	if (json_object_getn(obj, key.p, key.n))
-		XML_FAIL(err, "duplicate member \"%.40s\"", key.p);
-	else if (conv_value(value, depth, &v, err) == 0)
-		rc = json_object_setn_new_nocheck(obj, key.p, key.n, v) < 0
-			     ? err_set(err, ENOMEM, "XML-RPC parse error: out of memory")
-			     : 0;
+	int rc = json_object_getn(obj, key.p, key.n)
+		     ? XML_FAIL(err, "duplicate member \"%.40s\"", key.p)
+		     : conv_value(value, depth, &v, err);
+	if (rc == 0 && json_object_setn_new_nocheck(obj, key.p, key.n, v) < 0)
+		rc = err_set(err, ENOMEM, "XML-RPC parse error: out of memory");
 	text_free(&key);
 	return rc;
 }
@@ -899,10 +896,10 @@ static conv_fn *conv_for(const xmlNode *el)
 		const char *name;
 		conv_fn *fn;
 	} types[] = {
-		{"string", conv_string}, {"int", conv_int},	{"i4", conv_int},
-		{"i8", conv_int},	 {"double", conv_double}, {"boolean", conv_boolean},
-		{"base64", conv_base64}, {"nil", conv_nil},	{"struct", conv_struct},
-		{"array", conv_array},
+	    {"string", conv_string}, {"int", conv_int},	      {"i4", conv_int},
+	    {"i8", conv_int},	     {"double", conv_double}, {"boolean", conv_boolean},
+	    {"base64", conv_base64}, {"nil", conv_nil},	      {"struct", conv_struct},
+	    {"array", conv_array},
 	};
 	for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
 		if (named(el, types[k].name))

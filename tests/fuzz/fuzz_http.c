@@ -73,8 +73,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			h = he + 1;
 			break;
 		}
-		if ((size_t)(he - h) > 16 && strncasecmp(h, "Content-Length: ", 16) == 0)
-			rq.content_length = strtoll(h + 16, NULL, 10);
+		if ((size_t)(he - h) > 16 && strncasecmp(h, "Content-Length: ", 16) == 0) {
+			/* bounded by the line: the input is not NUL-terminated */
+			long long v = 0;
+			for (const char *d = h + 16; d < he && *d >= '0' && *d <= '9'; d++)
+				v = v < (1LL << 40) ? v * 10 + (*d - '0') : v;
+			rq.content_length = v;
+		}
 		if ((size_t)(he - h) >= 20 && strncasecmp(h, "Expect: 100-continue", 20) == 0)
 			rq.expect_continue = true;
 		h = he + 1;

@@ -69,7 +69,7 @@ static void parse_ok(const char *body, struct rpc_request *req)
 
 static void parse_file(const char *name, struct rpc_request *req)
 {
-	size_t len;
+	size_t len = 0;
 	char *body = read_data(name, &len);
 	parse_ok_n(body, len, req);
 	free(body);
@@ -178,8 +178,7 @@ static void test_spec_2_2_request(void **state)
 	assert_map_str(files, "vpl_run.sh",
 		       "#!/bin/bash\n. common_script.sh\ngcc -o vpl_execution hello.c\n");
 	assert_map_str(files, "hello.c", "int main(){return 0;}\n");
-	assert_map_str(files, "vpl_environment.sh",
-		       "#!/bin/bash\nexport VPL_LANG='en_US.UTF-8'\n");
+	assert_map_str(files, "vpl_environment.sh", "#!/bin/bash\nexport VPL_LANG='en_US.UTF-8'\n");
 	assert_int_equal(map_int(get_map(&req, "filestodelete"), "vpl_run.sh"), 1);
 	json_t *enc = get_map(&req, "fileencoding");
 	assert_int_equal(json_object_size(enc), 4);
@@ -233,10 +232,10 @@ static void test_spec_ticket_methods(void **state)
 	static const struct {
 		const char *file, *method, *id;
 	} cases[] = {
-		{"spec_2_4_req.json", "getresult", "3-81250-77"},
-		{"spec_2_5_req.json", "running", "3-81260-1"},
-		{"spec_2_6_req.json", "stop", "3-81270-9"},
-		{"spec_2_7_req.json", "update", "3-81280-4"},
+	    {"spec_2_4_req.json", "getresult", "3-81250-77"},
+	    {"spec_2_5_req.json", "running", "3-81260-1"},
+	    {"spec_2_6_req.json", "stop", "3-81270-9"},
+	    {"spec_2_7_req.json", "update", "3-81280-4"},
 	};
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 		struct rpc_request req;
@@ -267,13 +266,13 @@ static void test_wire_requests(void **state)
 		const char *file, *method, *id;
 		size_t nparams;
 	} cases[] = {
-		{"wire_available_req.json", "available", "2-2202-663130770", 1},
-		{"wire_request_eval_req.json", "request", "2-2202-665473988", 26},
-		{"wire_getresult_req.json", "getresult", "2-2204-990752847", 2},
-		{"wire_request_run_req.json", "request", "2-2205-102348674", 26},
-		{"wire_running_req.json", "running", "2-2207-1445849", 2},
-		{"wire_stop_req.json", "stop", "2-2207-44101824", 2},
-		{"wire_unknown_req.json", "nosuchmethod", "2-2207-734167418", 2},
+	    {"wire_available_req.json", "available", "2-2202-663130770", 1},
+	    {"wire_request_eval_req.json", "request", "2-2202-665473988", 26},
+	    {"wire_getresult_req.json", "getresult", "2-2204-990752847", 2},
+	    {"wire_request_run_req.json", "request", "2-2205-102348674", 26},
+	    {"wire_running_req.json", "running", "2-2207-1445849", 2},
+	    {"wire_stop_req.json", "stop", "2-2207-44101824", 2},
+	    {"wire_unknown_req.json", "nosuchmethod", "2-2207-734167418", 2},
 	};
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 		struct rpc_request req;
@@ -329,16 +328,16 @@ static void test_ids(void **state)
 	static const struct {
 		const char *body, *id;
 	} cases[] = {
-		{"{\"method\":\"m\",\"params\":{},\"id\":42}", "42"},
-		{"{\"method\":\"m\",\"params\":{},\"id\":-7}", "-7"},
-		{"{\"method\":\"m\",\"params\":{},\"id\":9223372036854775807}", "9223372036854775807"},
-		{"{\"method\":\"m\",\"params\":{},\"id\":1.5}", "1.5"},
-		{"{\"method\":\"m\",\"params\":{},\"id\":0.1}", "0.1"},
-		{"{\"method\":\"m\",\"params\":{},\"id\":1e300}", "1e+300"},
-		{"{\"method\":\"m\",\"params\":{},\"id\":\"\"}", ""},
-		{"{\"method\":\"m\",\"params\":{},\"id\":\"a\\\"\\/b\"}", "a\"/b"},
-		{"{\"method\":\"m\",\"params\":{},\"id\":null}", NULL},
-		{"{\"method\":\"m\",\"params\":{}}", NULL},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":42}", "42"},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":-7}", "-7"},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":9223372036854775807}", "9223372036854775807"},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":1.5}", "1.5"},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":0.1}", "0.1"},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":1e300}", "1e+300"},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":\"\"}", ""},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":\"a\\\"\\/b\"}", "a\"/b"},
+	    {"{\"method\":\"m\",\"params\":{},\"id\":null}", NULL},
+	    {"{\"method\":\"m\",\"params\":{}}", NULL},
 	};
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 		struct rpc_request req;
@@ -349,8 +348,10 @@ static void test_ids(void **state)
 			assert_null(req.id);
 		rpc_request_free(&req);
 	}
-	parse_fail("{\"method\":\"m\",\"params\":{},\"id\":true}", "\"id\" is not a string or number");
-	parse_fail("{\"method\":\"m\",\"params\":{},\"id\":{}}", "\"id\" is not a string or number");
+	parse_fail("{\"method\":\"m\",\"params\":{},\"id\":true}",
+		   "\"id\" is not a string or number");
+	parse_fail("{\"method\":\"m\",\"params\":{},\"id\":{}}",
+		   "\"id\" is not a string or number");
 	parse_fail("{\"method\":\"m\",\"params\":{},\"id\":[\"a\"]}", "\"id\"");
 	parse_fail("{\"method\":\"m\",\"params\":{},\"id\":\"a\\u0000b\"}", "NUL");
 }
@@ -405,7 +406,8 @@ static void test_malformed(void **state)
 {
 	parse_fail("{\"method\":\"a\",\"params\":{", "at line 1 column");
 	parse_fail("{\"method\":\"a\",\"params\":{}", "'}' expected near end of file at line 1");
-	parse_fail("{\"method\":\"a\" \"params\":{}}", "'}' expected near '\"params\"' at line 1 column 22");
+	parse_fail("{\"method\":\"a\" \"params\":{}}",
+		   "'}' expected near '\"params\"' at line 1 column 22");
 	parse_fail("{\"method\":\"a\",\"params\":{}} trailing", "end of file expected");
 	parse_fail("{\"method\":'a',\"params\":{}}", "invalid token");
 	parse_fail("{\"method\":\"a\",\"params\":{},}", "string or '}' expected");
@@ -415,7 +417,8 @@ static void test_malformed(void **state)
 	parse_fail("{\"method\":\"a\",\"params\":{\"x\":1.}}", "invalid token");
 	parse_fail_n("{\"method\":\"a\",\"params\":{}}\0", 27, "end of file expected");
 	/* every prefix of a valid request fails cleanly */
-	const char *full = "{\"method\":\"available\",\"params\":{\"maxmemory\":134217728},\"id\":\"1\"}";
+	const char *full =
+	    "{\"method\":\"available\",\"params\":{\"maxmemory\":134217728},\"id\":\"1\"}";
 	for (size_t n = 0; n < strlen(full); n++)
 		parse_fail_n(full, n, "JSON parse error: ");
 }
@@ -510,7 +513,8 @@ static void test_crlf_and_whitespace(void **state)
 {
 	struct rpc_request req;
 	parse_ok("{\r\n\"method\" : \"m\" ,\r\n\t\"params\" : {\r\n"
-		 "\"f\" : \"line1\\r\\nline2\\r\\n\" , \"g\" : \"  \\t lead and trail \\n \"\r\n}\r\n}\r\n",
+		 "\"f\" : \"line1\\r\\nline2\\r\\n\" , \"g\" : \"  \\t lead and trail \\n "
+		 "\"\r\n}\r\n}\r\n",
 		 &req);
 	assert_str(&req, "f", "line1\r\nline2\r\n");
 	assert_str(&req, "g", "  \t lead and trail \n ");
@@ -547,8 +551,9 @@ static void test_get_int_conversions(void **state)
 	assert_true(get_int(&req, "smax") == INT64_MAX);
 	assert_true(get_int(&req, "smin") == INT64_MIN);
 
-	static const char *bad[] = {"rbig",  "rneg",   "sover", "sunder", "sempty", "ssign", "sjunk",
-				    "sspace", "sfloat", "shex",  "snul",   "obj",    "arr"};
+	static const char *bad[] = {"rbig",  "rneg",  "sover",	"sunder", "sempty",
+				    "ssign", "sjunk", "sspace", "sfloat", "shex",
+				    "snul",  "obj",   "arr"};
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		struct err e = {0};
 		long long v = 777;
@@ -677,7 +682,7 @@ static void test_request_free(void **state)
 	assert_null(req.method);
 	assert_null(req.id);
 	assert_null(req.params);
-	rpc_request_free(&req); /* twice is fine */
+	rpc_request_free(&req);					  /* twice is fine */
 	assert_int_equal(rpc_parse_json("{", 1, &req, NULL), -1); /* err may be NULL */
 	rpc_request_free(&req);
 }
@@ -757,33 +762,33 @@ static void test_big_numbers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_spec_1_3_available),
-		cmocka_unit_test(test_spec_2_2_request),
-		cmocka_unit_test(test_spec_2_3_directrun),
-		cmocka_unit_test(test_spec_ticket_methods),
-		cmocka_unit_test(test_spec_2_7_update),
-		cmocka_unit_test(test_wire_requests),
-		cmocka_unit_test(test_wire_request_eval),
-		cmocka_unit_test(test_jsonrpc_member),
-		cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_params_forms),
-		cmocka_unit_test(test_method_errors),
-		cmocka_unit_test(test_unknown_member),
-		cmocka_unit_test(test_not_an_object),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_duplicates),
-		cmocka_unit_test(test_depth),
-		cmocka_unit_test(test_string_escapes),
-		cmocka_unit_test(test_crlf_and_whitespace),
-		cmocka_unit_test(test_get_int_conversions),
-		cmocka_unit_test(test_json_to_int),
-		cmocka_unit_test(test_get_str),
-		cmocka_unit_test(test_get_map),
-		cmocka_unit_test(test_getters_on_empty_request),
-		cmocka_unit_test(test_request_free),
-		cmocka_unit_test(test_dispatch),
-		cmocka_unit_test(test_big_string),
-		cmocka_unit_test(test_big_numbers),
+	    cmocka_unit_test(test_spec_1_3_available),
+	    cmocka_unit_test(test_spec_2_2_request),
+	    cmocka_unit_test(test_spec_2_3_directrun),
+	    cmocka_unit_test(test_spec_ticket_methods),
+	    cmocka_unit_test(test_spec_2_7_update),
+	    cmocka_unit_test(test_wire_requests),
+	    cmocka_unit_test(test_wire_request_eval),
+	    cmocka_unit_test(test_jsonrpc_member),
+	    cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_params_forms),
+	    cmocka_unit_test(test_method_errors),
+	    cmocka_unit_test(test_unknown_member),
+	    cmocka_unit_test(test_not_an_object),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_string_escapes),
+	    cmocka_unit_test(test_crlf_and_whitespace),
+	    cmocka_unit_test(test_get_int_conversions),
+	    cmocka_unit_test(test_json_to_int),
+	    cmocka_unit_test(test_get_str),
+	    cmocka_unit_test(test_get_map),
+	    cmocka_unit_test(test_getters_on_empty_request),
+	    cmocka_unit_test(test_request_free),
+	    cmocka_unit_test(test_dispatch),
+	    cmocka_unit_test(test_big_string),
+	    cmocka_unit_test(test_big_numbers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
