@@ -50,8 +50,10 @@ $(BUILD)/libcommon.a: $(COMMON_OBJS)
 $(BUILD)/libjail.a: $(JAIL_OBJS)
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/vpl-jail: $(BUILD)/obj/jail/main.o $(BUILD)/libjail.a $(BUILD)/libcommon.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
+# The worker links the sandbox (containerd client): see mk/ctr.mk.
+$(BUILD)/vpl-jail: $(BUILD)/obj/jail/main.o $(BUILD)/libctr.a $(BUILD)/libctdproto.a \
+		$(BUILD)/libjail.a $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CTR_PKG_LIBS) $(EXTRA_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libjail.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
@@ -84,6 +86,12 @@ build-fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(JAIL_SRCS)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 fuzz: deps $(FUZZ_BINS)
 	tests/fuzz/run.sh $(FUZZ_TIME)
+
+# Benchmarks print ratios against a baseline measured in the same run.
+bench: all
+	python3 bench/body_memory.py
+	python3 bench/c_eval.py
+	RUNTIME=crun python3 bench/c_eval.py || echo "crun: not usable on this host (see docs/performance.md)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

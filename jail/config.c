@@ -14,13 +14,19 @@
 
 extern char **environ;
 
-#define ENV_PREFIX    "VPL_JAIL_"
-#define DEFAULT_URL   "/"
-#define DEFAULT_CERT  "/etc/vplcell/cert.pem"
-#define DEFAULT_KEY   "/etc/vplcell/key.pem"
-#define DEFAULT_PATH  "/usr/local/bin:/usr/bin:/bin"
-#define DEFAULT_DRAIN "/etc/nologin"
-#define MiB	      (1024LL * 1024)
+#define ENV_PREFIX     "VPL_JAIL_"
+#define DEFAULT_URL    "/"
+#define DEFAULT_CERT   "/etc/vplcell/cert.pem"
+#define DEFAULT_KEY    "/etc/vplcell/key.pem"
+#define DEFAULT_PATH   "/usr/local/bin:/usr/bin:/bin"
+#define DEFAULT_DRAIN  "/etc/nologin"
+#define DEFAULT_CTRD   "/run/containerd/containerd.sock"
+#define DEFAULT_NS     "vplcell"
+#define DEFAULT_RT     "runc"
+#define DEFAULT_IMAGE  "vplcell.local/minivpl:latest"
+#define DEFAULT_HELPER "/usr/libexec/vplcell/vplhelper"
+#define DEFAULT_STATE  "/run/vplcell"
+#define MiB	       (1024LL * 1024)
 
 enum key_type {
 	T_INT,	   /* int field, cfg_parse_int within [min, max] */
@@ -72,6 +78,18 @@ static const struct key keys[] = {
     {"DRAIN_FILE", T_OPTSTR, F(drain_file), 0, 0, DEFAULT_DRAIN, true},
     {"MAX_TASKS", T_INT, F(max_tasks), 1, 100000, NULL, false},
     {"TASK_TTL_EXTRA", T_LLINT, F(task_ttl_extra), 0, 86400, NULL, false},
+    {"CONTAINERD_SOCKET", T_OPTSTR, F(containerd_socket), 0, 0, DEFAULT_CTRD, true},
+    {"CONTAINERD_NAMESPACE", T_STR, F(containerd_namespace), 0, 0, DEFAULT_NS, false},
+    {"RUNTIME", T_STR, F(runtime), 0, 0, DEFAULT_RT, false},
+    {"DEFAULT_IMAGE", T_STR, F(default_image), 0, 0, DEFAULT_IMAGE, false},
+    {"HELPER_PATH", T_STR, F(helper_path), 0, 0, DEFAULT_HELPER, true},
+    {"STATE_DIR", T_STR, F(state_dir), 0, 0, DEFAULT_STATE, true},
+    {"PRISONER_UID", T_INT, F(prisoner_uid), 1000, 2147483647, NULL, false},
+    {"TASK_CPU_PERCENT", T_INT, F(task_cpu_percent), 1, 100000, NULL, false},
+    {"WORKDIR_SIZE", T_SIZE, F(workdir_size), 1 * MiB, LLONG_MAX, NULL, false},
+    {"TMP_SIZE", T_SIZE, F(tmp_size), 1 * MiB, LLONG_MAX, NULL, false},
+    {"TASK_NETWORK", T_BOOL, F(task_network), 0, 1, NULL, false},
+    {"WORKER_ID", T_OPTSTR, F(worker_id), 0, 0, NULL, false},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -234,6 +252,18 @@ void jail_config_defaults(struct jail_config *c)
 	c->drain_file = strdup(DEFAULT_DRAIN);
 	c->max_tasks = 100;
 	c->task_ttl_extra = 30;
+	c->containerd_socket = strdup(DEFAULT_CTRD);
+	c->containerd_namespace = strdup(DEFAULT_NS);
+	c->runtime = strdup(DEFAULT_RT);
+	c->default_image = strdup(DEFAULT_IMAGE);
+	c->helper_path = strdup(DEFAULT_HELPER);
+	c->state_dir = strdup(DEFAULT_STATE);
+	c->prisoner_uid = 10001;
+	c->task_cpu_percent = 100;
+	c->workdir_size = 256 * MiB;
+	c->tmp_size = 64 * MiB;
+	c->task_network = 0;
+	c->worker_id = NULL;
 }
 
 void jail_config_free(struct jail_config *c)
@@ -357,7 +387,9 @@ int jail_config_load(struct jail_config *c, const char *path, struct err *err)
 {
 	jail_config_defaults(c);
 	const char *where = path ? path : "configuration";
-	if (!c->urlpath || !c->ssl_cert_file || !c->ssl_key_file || !c->envpath || !c->drain_file) {
+	if (!c->urlpath || !c->ssl_cert_file || !c->ssl_key_file || !c->envpath || !c->drain_file ||
+	    !c->containerd_socket || !c->containerd_namespace || !c->runtime || !c->default_image ||
+	    !c->helper_path || !c->state_dir) {
 		err_sys(err, ENOMEM, "%s: allocating the defaults", where);
 		goto fail;
 	}

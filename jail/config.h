@@ -85,6 +85,20 @@ struct jail_config {
 	/* Tasks. */
 	int max_tasks;		  /* MAX_TASKS, 1..100000; 100 */
 	long long task_ttl_extra; /* TASK_TTL_EXTRA, seconds, 0..86400; 30 */
+
+	/* The sandbox: where and how tasks run. */
+	char *containerd_socket;    /* CONTAINERD_SOCKET; NULL = no sandbox */
+	char *containerd_namespace; /* CONTAINERD_NAMESPACE; "vplcell" */
+	char *runtime;		    /* RUNTIME: runc binary name; "runc" */
+	char *default_image;	    /* DEFAULT_IMAGE; "vplcell.local/minivpl:latest" */
+	char *helper_path;	    /* HELPER_PATH, absolute; /usr/libexec/vplcell/vplhelper */
+	char *state_dir;	    /* STATE_DIR, absolute: per-task FIFOs; /run/vplcell */
+	int prisoner_uid;	    /* PRISONER_UID (= gid) tasks run as; 10001 */
+	int task_cpu_percent;	    /* TASK_CPU_PERCENT: CPU quota per task, 100 = one core */
+	long long workdir_size;	    /* WORKDIR_SIZE: tmpfs of the work dir; 256 MiB */
+	long long tmp_size;	    /* TMP_SIZE: tmpfs /tmp; 64 MiB */
+	int task_network;	    /* TASK_NETWORK bool: tasks get the host's network; 0 */
+	char *worker_id;	    /* WORKER_ID: owner label; NULL = <hostname>-<pid> */
 };
 
 void jail_config_defaults(struct jail_config *c);

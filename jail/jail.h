@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "evloop.h"
 #include "fail2ban.h"
 #include "tasks.h"
 
@@ -24,10 +25,14 @@ struct jail {
 	struct task_table *tasks;
 	struct jail_stats stats;
 	struct f2b *f2b; /* NULL when FAIL2BAN=0 */
-	/* Where tasks run. NULL until the containerd sandbox is configured:
-	 * then `request` accepts tasks but says plainly that nothing ran. */
+	/* Where tasks run. NULL when no sandbox is configured: then
+	 * `request` accepts tasks but says plainly that nothing ran. Called
+	 * through a pointer so the protocol core (and its unit tests and
+	 * fuzzers) does not link the containerd client. */
 	void *sandbox;
+	int (*start_task)(void *sandbox, struct task *t, struct err *err);
 	int64_t (*now_ms)(void); /* monotonic clock, replaceable in tests */
+	struct evloop *ev;	 /* non-socket fds and timers; NULL without a sandbox */
 };
 
 int64_t jail_monotonic_ms(void);

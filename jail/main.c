@@ -13,9 +13,15 @@
 #include "http_reply.h"
 #include "jail.h"
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "server.h"
 
 #define DEFAULT_CONFIG "/etc/vplcell/vpl-jail.conf"
+
+static int start_task(void *sandbox, struct task *t, struct err *err)
+{
+	return sandbox_start(sandbox, t, err);
+}
 
 static void usage(FILE *f)
 {
@@ -79,6 +85,29 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		return 1;
 	}
+	/* Configuration problems first, before anything is started. */
+	if (j.cfg.secure_port &&
+	    server_check_tls_files(j.cfg.ssl_cert_file, j.cfg.ssl_key_file, &e) < 0) {
+		log_err("SECURE_PORT %d: %s", j.cfg.secure_port, e.msg);
+		task_table_free(j.tasks);
+		jail_config_free(&j.cfg);
+		return 1;
+	}
+	struct sandbox *sb = NULL;
+	if (j.cfg.containerd_socket) {
+		if (!(j.ev = evloop_new(&e)) || !(sb = sandbox_new(&j.cfg, j.ev, &e))) {
+			log_err("sandbox: %s", e.msg);
+			evloop_free(j.ev);
+			task_table_free(j.tasks);
+			jail_config_free(&j.cfg);
+			return 1;
+		}
+		j.sandbox = sb;
+		j.start_task = start_task;
+		task_table_set_release(j.tasks, sandbox_release_task, sb);
+	} else {
+		log_warn("CONTAINERD_SOCKET is empty: tasks will not be executed");
+	}
 	if (j.cfg.fail2ban > 0 && !(j.f2b = f2b_new(j.cfg.fail2ban))) {
 		log_err("out of memory");
 		return 1;
@@ -87,14 +116,20 @@ int main(int argc, char **argv)
 	if (!s) {
 		log_err("%s", e.msg);
 		f2b_free(j.f2b);
+		sandbox_free(sb);
 		task_table_free(j.tasks);
+		evloop_free(j.ev);
 		jail_config_free(&j.cfg);
 		return 1;
 	}
 	int rc = server_run(s);
+	/* Containers first, while the tasks still exist to be detached. */
+	sandbox_free(sb);
+	task_table_set_release(j.tasks, NULL, NULL);
 	server_free(s);
 	f2b_free(j.f2b);
 	task_table_free(j.tasks);
+	evloop_free(j.ev);
 	jail_config_free(&j.cfg);
 	return rc;
 }

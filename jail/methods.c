@@ -163,6 +163,11 @@ static void do_request(struct jail *j, const struct rpc_request *req, bool direc
 		taskfiles_free(&t->files);
 		log_warn("task %llu: not executed: no sandbox configured",
 			 (unsigned long long)t->id);
+	} else if (j->start_task(j->sandbox, t, &e) < 0) {
+		log_err("task %llu: %s", (unsigned long long)t->id, e.msg);
+		buf_printf(&t->compilation, NULL, "vpl-jail: the task could not be started: %s\n",
+			   e.msg);
+		task_set_state(t, TASK_DONE, NULL);
 	}
 
 	if (directrun)

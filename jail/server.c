@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -302,8 +303,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	}
 }
 
+/* The evloop's epoll fd, adopted as a raw file: readable means some FIFO,
+ * timer or containerd completion is ready. */
+static int ev_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		       size_t len)
+{
+	struct server *s = lws_context_user(lws_get_context(wsi));
+	if (reason == LWS_CALLBACK_RAW_RX_FILE && s->jail->ev)
+		evloop_dispatch(s->jail->ev);
+	return 0;
+}
+
 static const struct lws_protocols protocols[] = {
     {"http", callback, sizeof(struct conn), 0, 0, NULL, 0},
+    {"vplcell-ev", ev_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -380,6 +393,16 @@ struct server *server_new(struct jail *j, struct err *err)
 		goto fail;
 	if (cfg->secure_port && !(s->secure = make_vhost(s, "https", cfg->secure_port, true, err)))
 		goto fail;
+	if (j->ev) {
+		/* A dup: lws closes what it adopts, the evloop keeps its own. */
+		lws_sock_file_fd_type fd = {.filefd = fcntl(evloop_fd(j->ev), F_DUPFD_CLOEXEC, 3)};
+		if (fd.filefd < 0 ||
+		    !lws_adopt_descriptor_vhost(s->plain ? s->plain : s->secure,
+						LWS_ADOPT_RAW_FILE_DESC, fd, "vplcell-ev", NULL)) {
+			err_set(err, EIO, "cannot add the sandbox's event fd to the loop");
+			goto fail;
+		}
+	}
 	lws_sul_schedule(s->ctx, 0, &s->sweep, sweep_cb, LWS_USEC_PER_SEC);
 	return s;
 fail:

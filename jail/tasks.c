@@ -12,7 +12,15 @@ struct task_table {
 	unsigned max;
 	size_t result_max;
 	uint64_t next_id;
+	task_release_fn release;
+	void *release_arg;
 };
+
+void task_table_set_release(struct task_table *tt, task_release_fn fn, void *arg)
+{
+	tt->release = fn;
+	tt->release_arg = arg;
+}
 
 struct task_table *task_table_new(unsigned max_tasks, size_t result_max_size)
 {
@@ -25,8 +33,10 @@ struct task_table *task_table_new(unsigned max_tasks, size_t result_max_size)
 	return tt;
 }
 
-static void task_free(struct task *t)
+static void task_free(struct task_table *tt, struct task *t)
 {
+	if (t->run && tt->release)
+		tt->release(t, tt->release_arg);
 	buf_free(&t->compilation);
 	buf_free(&t->execution);
 	taskfiles_free(&t->files);
@@ -44,7 +54,7 @@ void task_table_free(struct task_table *tt)
 	while (tt->head) {
 		struct task *t = tt->head;
 		tt->head = t->next;
-		task_free(t);
+		task_free(tt, t);
 	}
 	free(tt);
 }
@@ -132,7 +142,7 @@ void task_remove(struct task_table *tt, struct task *t, enum task_state final)
 			break;
 		}
 	}
-	task_free(t);
+	task_free(tt, t);
 }
 
 unsigned task_count(const struct task_table *tt)

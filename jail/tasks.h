@@ -58,6 +58,7 @@ struct task {
 	char *script; /* the `execute` script name, owned */
 	char *lang;   /* owned */
 	struct task_files files;
+	void *run; /* the sandbox's execution of this task, NULL when none */
 	struct task *next;
 };
 
@@ -65,6 +66,11 @@ struct task_table;
 
 struct task_table *task_table_new(unsigned max_tasks, size_t result_max_size);
 void task_table_free(struct task_table *tt);
+
+/* Called for a task that still has a run when it is removed (stop, expiry,
+ * shutdown): the sandbox aborts the run and cleans its container up. */
+typedef void (*task_release_fn)(struct task *t, void *arg);
+void task_table_set_release(struct task_table *tt, task_release_fn fn, void *arg);
 
 /* New task in COMPILING with three fresh tickets. Fails with code EBUSY at
  * the MAX_TASKS cap. */

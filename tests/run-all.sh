@@ -54,7 +54,7 @@ suites() { # build dir
 	for t in tests/protocol/test_*.py; do
 		run "$b protocol $(basename "$t")" env VPL_BUILD="$b" python3 "$t"
 	done
-	for t in tests/sandbox/test_*.sh; do
+	for t in tests/sandbox/test_*.sh tests/sandbox/test_*.py; do
 		[ -x "$t" ] && run "$b sandbox $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
 }

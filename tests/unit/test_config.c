@@ -765,7 +765,19 @@ static void test_dump_defaults(void **state)
 			   "ENVPATH=/usr/local/bin:/usr/bin:/bin\n"
 			   "DRAIN_FILE=/etc/nologin\n"
 			   "MAX_TASKS=100\n"
-			   "TASK_TTL_EXTRA=30\n";
+			   "TASK_TTL_EXTRA=30\n"
+			   "CONTAINERD_SOCKET=/run/containerd/containerd.sock\n"
+			   "CONTAINERD_NAMESPACE=vplcell\n"
+			   "RUNTIME=runc\n"
+			   "DEFAULT_IMAGE=vplcell.local/minivpl:latest\n"
+			   "HELPER_PATH=/usr/libexec/vplcell/vplhelper\n"
+			   "STATE_DIR=/run/vplcell\n"
+			   "PRISONER_UID=10001\n"
+			   "TASK_CPU_PERCENT=100\n"
+			   "WORKDIR_SIZE=268435456\n"
+			   "TMP_SIZE=67108864\n"
+			   "TASK_NETWORK=false\n"
+			   "WORKER_ID=\n";
 	assert_string_equal(b.data, want);
 	buf_free(&b);
 	jail_config_free(&c);

@@ -1,0 +1,1364 @@
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctr_client.h"
+#include "ctr_ops.h"
+#include "filestream.h"
+#include "github.com/containerd/containerd/api/events/task.pb-c.h"
+#include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
+#include "log.h"
+#include "oci_spec.h"
+
+#define CALL_MS	      10000 /* deadline of an ordinary containerd call */
+#define CREATE_MS     30000 /* task create spawns a shim and runc: slower */
+#define EOF_GRACE_MS  500   /* after exit, how long output may still drain */
+#define OUT_NOTE_ROOM 160   /* reserved at the end of a capped output for the note */
+#define WORKDIR	      "/home/prisoner"
+#define IO_IN_CTR     "/.vplcell/io"
+#define PROBE_MAX     512
+#define SWEEP_MS      5000 /* how often this worker looks for its orphans */
+
+enum step { ST_IMAGE, ST_SETUP, ST_STAGING, ST_COMPILE, ST_PROBE, ST_RUN, ST_CLEANUP, ST_GONE };
+
+struct image_entry {
+	char *name;
+	char *chain;
+	struct image_entry *next;
+};
+
+struct phase {
+	const char *exec_id;
+	char fifo[PATH_MAX];
+	int fd;
+	struct ev_watch *w;
+	struct buf *out;
+	bool truncated;
+	bool started, exited, eof, finished;
+	uint32_t status;
+	struct ev_timer *limit;
+	struct ev_timer *grace;
+};
+
+struct run {
+	struct sandbox *sb;
+	struct task *task; /* NULL once the task is gone */
+	unsigned long long task_id;
+	char id[128];
+	char dir[PATH_MAX];
+	char image[256];
+	char chain[160];
+	enum step step;
+	int pending;   /* containerd calls whose callbacks are still due */
+	bool seq_busy; /* a call of the sequential chain is in flight */
+	bool aborting;
+	bool container_created, snapshot_prepared, task_created, task_started, init_exited;
+	bool task_deleted, snapshot_removed, container_deleted, kill_sent, init_waiting;
+	bool ready_seen; /* the helper said "ready" before Start's reply came */
+	struct ctr_mounts *mounts;
+	int init_fd;
+	struct ev_watch *init_w;
+	char init_line[256];
+	size_t init_len;
+	int files_fd;
+	struct ev_watch *files_w;
+	int ctl_fd; /* commands to the helper (runner.h) */
+	bool probed;
+	size_t file_idx;
+	int file_part; /* 0 header, 1 name, 2 data */
+	size_t file_off;
+	char hdr[96];
+	size_t hdr_len;
+	struct phase ph;
+	struct buf probe;
+	bool timed_out, oom;
+	struct run *next;
+};
+
+struct sandbox {
+	const struct jail_config *cfg;
+	struct evloop *ev;
+	struct ctr_client *client;
+	struct ev_watch *client_w;
+	struct ctr_sub *sub;
+	char worker[64];
+	char dir[PATH_MAX];
+	struct image_entry *images;
+	struct run *runs;
+	unsigned live;
+	unsigned long long seq;
+	struct ev_timer *sweep;
+	unsigned orphans; /* orphan removals in flight */
+	bool closing;	  /* the client is being freed: start no new call */
+};
+
+static void advance(struct run *r);
+static void cleanup_next(struct run *r);
+static void on_killed(void *arg, const struct ctr_status *st);
+static void on_init_exit(void *arg, const struct ctr_status *st, uint32_t status);
+
+/* ------------------------------------------------------------ helpers */
+
+static void run_log_fail(struct run *r, const char *what, const struct ctr_status *st)
+{
+	log_warn("task %llu: %s failed: %s %s", r->task_id, what, ctr_code_name(st->code),
+		 st->details);
+}
+
+/* Appends program output, keeping room for the truncation note. */
+static void out_append(struct buf *b, bool *truncated, const char *p, size_t n)
+{
+	size_t room = b->max > OUT_NOTE_ROOM ? b->max - OUT_NOTE_ROOM : 0;
+	if (b->len >= room) {
+		*truncated = *truncated || n > 0;
+		return;
+	}
+	if (n > room - b->len) {
+		n = room - b->len;
+		*truncated = true;
+	}
+	buf_append(b, p, n, NULL);
+}
+
+static void note(struct run *r, struct buf *b, const char *text)
+{
+	if (!r->task || !b)
+		return;
+	if (b->len && b->data[b->len - 1] != '\n')
+		buf_puts(b, "\n", NULL);
+	buf_puts(b, text, NULL);
+	buf_puts(b, "\n", NULL);
+}
+
+static void fail_run(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_run(struct run *r, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_warn("task %llu: %s", r->task_id, msg);
+	if (r->task) {
+		note(r, &r->task->compilation, msg);
+		if (r->task->state == TASK_COMPILING || r->task->state == TASK_RUNNING)
+			task_set_state(r->task, TASK_DONE, NULL);
+	}
+	r->aborting = true;
+	if (!r->seq_busy)
+		cleanup_next(r);
+}
+
+static void maybe_free(struct run *r)
+{
+	if (r->step != ST_GONE || r->pending > 0)
+		return;
+	struct sandbox *sb = r->sb;
+	for (struct run **pp = &sb->runs; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	sb->live--;
+	buf_free(&r->probe);
+	free(r);
+}
+
+/* Every containerd callback starts with this: one pending call less, and
+ * the run may have been aborted meanwhile. Returns true when the callback
+ * should go on with the normal flow. */
+static bool callback_enter(struct run *r, bool sequential)
+{
+	r->pending--;
+	if (sequential)
+		r->seq_busy = false;
+	return !r->aborting && r->step != ST_GONE;
+}
+
+static void callback_leave(struct run *r)
+{
+	if (r->aborting && !r->seq_busy && r->step != ST_GONE)
+		cleanup_next(r);
+	maybe_free(r);
+}
+
+static int fifo_make(struct run *r, const char *name, char *path, size_t pathsz, uid_t owner)
+{
+	if ((size_t)snprintf(path, pathsz, "%s/%s", r->dir, name) >= pathsz)
+		return -1;
+	unlink(path);
+	if (mkfifo(path, 0600) < 0)
+		return -1;
+	if (owner && chown(path, owner, owner) < 0)
+		return -1;
+	return 0;
+}
+
+static void close_watch(struct ev_watch **w, int *fd)
+{
+	ev_unwatch(*w);
+	*w = NULL;
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* ------------------------------------------------------------ image */
+
+static const char *image_cached(struct sandbox *sb, const char *name)
+{
+	for (struct image_entry *e = sb->images; e; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			return e->chain;
+	return NULL;
+}
+
+static void image_remember(struct sandbox *sb, const char *name, const char *chain)
+{
+	struct image_entry *e = calloc(1, sizeof *e);
+	if (!e)
+		return;
+	e->name = strdup(name);
+	e->chain = strdup(chain);
+	if (!e->name || !e->chain) {
+		free(e->name);
+		free(e->chain);
+		free(e);
+		return;
+	}
+	e->next = sb->images;
+	sb->images = e;
+}
+
+static void on_chain(void *arg, const struct ctr_status *st, const char *value)
+{
+	struct run *r = arg;
+	if (callback_enter(r, true)) {
+		if (st->code != CTR_OK || !value) {
+			fail_run(r, "vpl-jail: the image %s is not available on this server (%s)",
+				 r->image, st->code == CTR_NOT_FOUND ? "not found" : st->details);
+		} else {
+			snprintf(r->chain, sizeof r->chain, "%s", value);
+			image_remember(r->sb, r->image, value);
+			r->step = ST_SETUP;
+			advance(r);
+		}
+	}
+	callback_leave(r);
+}
+
+/* ------------------------------------------------------------ setup */
+
+static void on_task_started(void *arg, const struct ctr_status *st, uint32_t pid);
+static void on_init_exit(void *arg, const struct ctr_status *st, uint32_t status);
+static void on_init_readable(void *arg, int fd, unsigned events);
+
+/* A call that timed out or lost its connection may still have happened
+ * in containerd: cleanup must then try to remove what it would have made
+ * (removals are idempotent). */
+static bool outcome_unknown(const struct ctr_status *st)
+{
+	return st->code == CTR_DEADLINE_EXCEEDED || st->code == CTR_UNAVAILABLE ||
+	       st->code == CTR_CANCELLED || st->code == CTR_UNKNOWN;
+}
+
+static void on_container(void *arg, const struct ctr_status *st)
+{
+	struct run *r = arg;
+	if (outcome_unknown(st))
+		r->container_created = true;
+	if (callback_enter(r, true)) {
+		if (st->code != CTR_OK) {
+			run_log_fail(r, "container create", st);
+			fail_run(r, "vpl-jail: could not create the task's container");
+		} else {
+			r->container_created = true;
+			advance(r);
+		}
+	}
+	callback_leave(r);
+}
+
+static void on_snapshot(void *arg, const struct ctr_status *st, struct ctr_mounts *m)
+{
+	struct run *r = arg;
+	if (m)
+		r->mounts = m;
+	if (st->code == CTR_OK || outcome_unknown(st))
+		r->snapshot_prepared = true;
+	if (callback_enter(r, true)) {
+		if (st->code != CTR_OK) {
+			run_log_fail(r, "snapshot prepare", st);
+			fail_run(r, "vpl-jail: could not prepare the task's file system");
+		} else {
+			advance(r);
+		}
+	}
+	callback_leave(r);
+}
+
+static void on_task_created(void *arg, const struct ctr_status *st, uint32_t pid)
+{
+	struct run *r = arg;
+	if (st->code == CTR_OK || outcome_unknown(st))
+		r->task_created = true;
+	if (callback_enter(r, true)) {
+		if (st->code != CTR_OK) {
+			run_log_fail(r, "task create", st);
+			fail_run(r, "vpl-jail: could not start the task's container");
+		} else {
+			advance(r);
+		}
+	}
+	callback_leave(r);
+}
+
+static void on_task_started(void *arg, const struct ctr_status *st, uint32_t pid)
+{
+	struct run *r = arg;
+	if (st->code == CTR_OK || outcome_unknown(st))
+		r->task_started = true;
+	if (callback_enter(r, true)) {
+		if (st->code != CTR_OK) {
+			run_log_fail(r, "task start", st);
+			fail_run(r, "vpl-jail: could not start the task's container");
+		} else {
+			advance(r);
+		}
+	}
+	callback_leave(r);
+}
+
+static void phase_finish(struct run *r);
+static void on_grace(void *arg);
+
+static void on_init_exit(void *arg, const struct ctr_status *st, uint32_t status)
+{
+	struct run *r = arg;
+	r->init_exited = true;
+	r->init_waiting = false;
+	if (callback_enter(r, false)) {
+		/* The helper only exits when killed: the container is gone
+		 * under the task (OOM of the whole cgroup, or a kill). */
+		if (r->ph.started && !r->ph.exited) {
+			r->ph.exited = true;
+			r->ph.status = 128 + SIGKILL;
+			if (!r->ph.eof) {
+				/* nothing can write any more: what is buffered is all */
+				r->ph.eof = true;
+			}
+			phase_finish(r);
+		} else if (r->step < ST_COMPILE) {
+			fail_run(r, "vpl-jail: the task's container ended early (status %u)",
+				 status);
+		}
+	}
+	callback_leave(r);
+}
+
+/* ------------------------------------------------------------ staging */
+
+static void on_files_writable(void *arg, int fd, unsigned events)
+{
+	struct run *r = arg;
+	struct task_files *f = &r->task->files;
+	for (;;) {
+		const char *p;
+		size_t n;
+		if (r->file_idx == f->n) {
+			p = FILESTREAM_END;
+			n = strlen(FILESTREAM_END);
+			if (r->file_off >= n) {
+				close_watch(&r->files_w, &r->files_fd);
+				/* The helper has everything: drop the contents,
+				 * keep the names for the probe's deletions. */
+				for (size_t i = 0; i < f->n; i++) {
+					free(f->v[i].owned_data);
+					f->v[i].owned_data = NULL;
+					f->v[i].data = NULL;
+					f->v[i].len = 0;
+				}
+				json_decref(f->keep);
+				f->keep = NULL;
+				return;
+			}
+		} else {
+			struct task_file *tf = &f->v[r->file_idx];
+			if (r->file_part == 0 && r->file_off == 0) {
+				int h = filestream_header(r->hdr, sizeof r->hdr, tf->mode,
+							  strlen(tf->name), tf->len);
+				if (h < 0) {
+					close_watch(&r->files_w, &r->files_fd);
+					fail_run(r, "vpl-jail: file %s cannot be sent", tf->name);
+					return;
+				}
+				r->hdr_len = (size_t)h;
+			}
+			if (r->file_part == 0) {
+				p = r->hdr;
+				n = r->hdr_len;
+			} else if (r->file_part == 1) {
+				p = tf->name;
+				n = strlen(tf->name);
+			} else {
+				p = tf->data;
+				n = tf->len;
+			}
+			if (r->file_off >= n) {
+				r->file_off = 0;
+				if (++r->file_part == 3) {
+					r->file_part = 0;
+					r->file_idx++;
+				}
+				continue;
+			}
+		}
+		ssize_t w = write(fd, p + r->file_off, n - r->file_off);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			close_watch(&r->files_w, &r->files_fd);
+			fail_run(r, "vpl-jail: sending the files failed: %s", strerror(errno));
+			return;
+		}
+		r->file_off += (size_t)w;
+	}
+}
+
+static void start_staging(struct run *r)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof path, "%s/files", r->dir) >= (int)sizeof path) {
+		fail_run(r, "vpl-jail: STATE_DIR path too long");
+		return;
+	}
+	/* The helper opened its end before saying "ready", so this does not
+	 * fail with ENXIO; the directory is ours, so the path is too. */
+	r->files_fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	struct err e;
+	if (r->files_fd < 0) {
+		fail_run(r, "vpl-jail: cannot open the files channel: %s", strerror(errno));
+		return;
+	}
+	r->files_w = ev_watch_fd(r->sb->ev, r->files_fd, EV_WRITE, on_files_writable, r, &e);
+	if (!r->files_w) {
+		close(r->files_fd);
+		r->files_fd = -1;
+		fail_run(r, "vpl-jail: %s", e.msg);
+	}
+}
+
+/* Sends one command to the helper. Commands are far below PIPE_BUF, so a
+ * write is atomic; the helper reads them as fast as they come. */
+static int send_command(struct run *r, const char *cmd, size_t len)
+{
+	ssize_t w = write(r->ctl_fd, cmd, len);
+	if (w != (ssize_t)len) {
+		fail_run(r, "vpl-jail: cannot talk to the task's helper: %s",
+			 w < 0 ? strerror(errno) : "short write");
+		return -1;
+	}
+	return 0;
+}
+
+static void init_line(struct run *r, const char *line)
+{
+	struct phase *ph = &r->ph;
+	if (strcmp(line, "ready") == 0 && r->step == ST_SETUP) {
+		/* The helper can speak before containerd answers Start: the
+		 * chain of calls must finish first, or two would overlap. */
+		if (!r->task_started || !r->init_waiting) {
+			r->ready_seen = true;
+			return;
+		}
+		r->step = ST_STAGING;
+		start_staging(r);
+	} else if (strncmp(line, "staged ", 7) == 0 && r->step == ST_STAGING) {
+		r->step = ST_COMPILE;
+		advance(r);
+	} else if (strncmp(line, "started ", 8) == 0) {
+		/* informative: the pid is the helper's business */
+	} else if (strncmp(line, "exit ", 5) == 0 && ph->started && !ph->exited) {
+		char name[32];
+		unsigned status;
+		if (sscanf(line, "exit %31s %u", name, &status) == 2 &&
+		    strcmp(name, ph->exec_id) == 0) {
+			ph->exited = true;
+			ph->status = status;
+			if (ph->eof) {
+				phase_finish(r);
+			} else {
+				struct err e;
+				ph->grace = ev_timer_add(r->sb->ev, EOF_GRACE_MS, on_grace, r, &e);
+				if (!ph->grace) {
+					ph->eof = true;
+					phase_finish(r);
+				}
+			}
+		}
+	} else if (strncmp(line, "probe ", 6) == 0 && r->step == ST_PROBE && !r->probed) {
+		r->probed = true;
+		buf_reset(&r->probe);
+		buf_puts(&r->probe, line + 6, NULL);
+		advance(r);
+	} else if (strncmp(line, "error ", 6) == 0) {
+		char safe[200];
+		log_sanitize(safe, sizeof safe, line + 6, strlen(line + 6));
+		fail_run(r, "vpl-jail: the task's helper failed: %s", safe);
+	} else {
+		char safe[100];
+		log_sanitize(safe, sizeof safe, line, strlen(line));
+		fail_run(r, "vpl-jail: unexpected message from the task's helper: %s", safe);
+	}
+}
+
+static void on_init_readable(void *arg, int fd, unsigned events)
+{
+	struct run *r = arg;
+	char b[512];
+	ssize_t n = read(fd, b, sizeof b);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		close_watch(&r->init_w, &r->init_fd);
+		if (r->step < ST_COMPILE)
+			fail_run(
+			    r, "vpl-jail: the task's helper stopped before the files were staged");
+		return;
+	}
+	for (ssize_t i = 0; i < n && r->init_w && !r->aborting; i++) {
+		if (b[i] == '\n') {
+			r->init_line[r->init_len] = '\0';
+			r->init_len = 0;
+			init_line(r, r->init_line);
+		} else if (r->init_len + 1 < sizeof r->init_line) {
+			r->init_line[r->init_len++] = b[i];
+		}
+	}
+}
+
+/* ------------------------------------------------------------ phases */
+
+static void on_phase_readable(void *arg, int fd, unsigned events)
+{
+	struct run *r = arg;
+	struct phase *ph = &r->ph;
+	char b[65536];
+	for (int rounds = 0; rounds < 16; rounds++) {
+		ssize_t n = read(fd, b, sizeof b);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			close_watch(&ph->w, &ph->fd);
+			ph->eof = true;
+			if (ph->exited && !r->aborting)
+				phase_finish(r);
+			return;
+		}
+		if (ph->out)
+			out_append(ph->out, &ph->truncated, b, (size_t)n);
+	}
+}
+
+static void on_grace(void *arg)
+{
+	struct run *r = arg;
+	r->ph.grace = NULL;
+	/* A detached child still holds the output open: stop listening. */
+	if (!r->ph.eof && !r->aborting) {
+		close_watch(&r->ph.w, &r->ph.fd);
+		r->ph.eof = true;
+		phase_finish(r);
+	}
+}
+
+static void kill_all(struct run *r)
+{
+	if (!r->task_created || r->init_exited)
+		return;
+	struct err e;
+	if (!r->init_waiting) {
+		/* The end of the init is what cleanup waits for. */
+		r->pending++;
+		r->init_waiting = true;
+		if (ctr_task_wait(r->sb->client, r->id, NULL, -1, on_init_exit, r, &e) < 0) {
+			r->pending--;
+			r->init_waiting = false;
+			log_warn("task %llu: wait: %s", r->task_id, e.msg);
+		}
+	}
+	if (r->kill_sent)
+		return;
+	r->kill_sent = true;
+	r->pending++;
+	if (ctr_task_kill(r->sb->client, r->id, NULL, SIGKILL, true, CALL_MS, on_killed, r, &e) <
+	    0) {
+		r->pending--;
+		log_warn("task %llu: kill: %s", r->task_id, e.msg);
+	}
+}
+
+static void on_killed(void *arg, const struct ctr_status *st)
+{
+	struct run *r = arg;
+	if (st->code != CTR_OK && st->code != CTR_NOT_FOUND)
+		run_log_fail(r, "kill", st);
+	r->pending--;
+	callback_leave(r);
+}
+
+static void on_limit(void *arg)
+{
+	struct run *r = arg;
+	r->ph.limit = NULL;
+	r->timed_out = true;
+	log_info("task %llu: time limit reached in %s", r->task_id, r->ph.exec_id);
+	kill_all(r);
+}
+
+static void start_phase(struct run *r, const char *name, const char *const *args, struct buf *out)
+{
+	struct phase *ph = &r->ph;
+	memset(ph, 0, sizeof *ph);
+	ph->fd = -1;
+	ph->exec_id = name;
+	ph->out = out;
+	char fifo[64];
+	snprintf(fifo, sizeof fifo, "%s.out", name);
+	/* The helper's child opens it for writing, as the prisoner. */
+	if (fifo_make(r, fifo, ph->fifo, sizeof ph->fifo, (uid_t)r->sb->cfg->prisoner_uid) < 0) {
+		fail_run(r, "vpl-jail: cannot create an output channel: %s", strerror(errno));
+		return;
+	}
+	/* epoll reports nothing on a FIFO that never had a writer, so the
+	 * read end can be watched at once. */
+	struct err e;
+	ph->fd = open(ph->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (ph->fd < 0 ||
+	    !(ph->w = ev_watch_fd(r->sb->ev, ph->fd, EV_READ, on_phase_readable, r, &e))) {
+		fail_run(r, "vpl-jail: cannot open an output channel: %s",
+			 ph->fd < 0 ? strerror(errno) : e.msg);
+		return;
+	}
+	const struct task_limits *l = &r->task->limits;
+	char cmd[2048];
+	size_t argc = 0;
+	while (args[argc])
+		argc++;
+	int n = snprintf(cmd, sizeof cmd, "X %s %lld %lld %lld %zu\n", name, l->maxtime,
+			 l->maxfilesize, l->maxprocesses, argc);
+	for (size_t i = 0; i < argc && n > 0 && (size_t)n < sizeof cmd; i++)
+		n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s\n", args[i]);
+	if (n <= 0 || (size_t)n >= sizeof cmd) {
+		fail_run(r, "vpl-jail: command too long");
+		return;
+	}
+	if (send_command(r, cmd, (size_t)n) < 0)
+		return;
+	ph->started = true;
+	ph->limit = ev_timer_add(r->sb->ev, l->maxtime * 1000, on_limit, r, &e);
+}
+
+static void start_probe(struct run *r)
+{
+	/* Deletes `filestodelete` and tells which program the script left.
+	 * The names were checked by the worker and are checked again by the
+	 * helper. */
+	char cmd[4096];
+	size_t k = 0;
+	for (size_t i = 0; i < r->task->files.n; i++)
+		if (r->task->files.v[i].delete_after_compile)
+			k++;
+	int n = snprintf(cmd, sizeof cmd, "P %zu\n", k);
+	for (size_t i = 0; i < r->task->files.n && n > 0 && (size_t)n < sizeof cmd; i++)
+		if (r->task->files.v[i].delete_after_compile)
+			n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s\n",
+				      r->task->files.v[i].name);
+	if (n <= 0 || (size_t)n >= sizeof cmd) {
+		/* too many names for one command: delete none rather than some */
+		n = snprintf(cmd, sizeof cmd, "P 0\n");
+		log_warn("task %llu: filestodelete too long, nothing deleted", r->task_id);
+	}
+	send_command(r, cmd, (size_t)n);
+}
+
+static const char *signal_note(uint32_t status, char *b, size_t n)
+{
+	if (status > 128 && status < 128 + 65) {
+		snprintf(b, n, "Jail: program terminated due to signal %u.", status - 128);
+		return b;
+	}
+	return NULL;
+}
+
+static void phase_finish(struct run *r)
+{
+	struct phase *ph = &r->ph;
+	if (!ph->exited || !ph->eof || ph->finished)
+		return;
+	ph->finished = true;
+	ev_timer_cancel(ph->limit);
+	ph->limit = NULL;
+	ev_timer_cancel(ph->grace);
+	ph->grace = NULL;
+	close_watch(&ph->w, &ph->fd);
+	unlink(ph->fifo);
+	if (ph->truncated && ph->out) {
+		char t[128];
+		snprintf(t, sizeof t, "Jail: output truncated at %zu bytes.", ph->out->len);
+		note(r, ph->out, t);
+	}
+	if (ph->out) {
+		char sig[96];
+		if (r->timed_out)
+			note(r, ph->out, "Jail: execution time limit reached.");
+		else if (r->oom)
+			note(r, ph->out, "Jail: out of memory.");
+		else if (signal_note(ph->status, sig, sizeof sig))
+			note(r, ph->out, sig);
+	}
+	log_info("task %llu: %s exited with status %u", r->task_id, ph->exec_id, ph->status);
+	if (r->timed_out || r->oom || r->init_exited) {
+		/* The container is dead or dying: nothing more can run. */
+		r->aborting = true;
+		if (r->task && task_is_running(r->task))
+			task_set_state(r->task, TASK_DONE, NULL);
+		if (!r->seq_busy)
+			cleanup_next(r);
+		return;
+	}
+	advance(r);
+}
+
+/* ------------------------------------------------------------ the flow */
+
+static void build_env(struct run *r, const char **env, char store[][320], size_t max)
+{
+	const struct jail_config *cfg = r->sb->cfg;
+	size_t n = 0;
+	snprintf(store[n++], 320, "PATH=%s", cfg->envpath);
+	snprintf(store[n++], 320, "HOME=" WORKDIR);
+	snprintf(store[n++], 320, "TMPDIR=/tmp");
+	snprintf(store[n++], 320, "TERM=dumb");
+	snprintf(store[n++], 320, "USER=prisoner");
+	snprintf(store[n++], 320, "LOGNAME=prisoner");
+	snprintf(store[n++], 320, "UID=%d", cfg->prisoner_uid);
+	snprintf(store[n++], 320, "VPL_LANG=%s", r->task && r->task->lang ? r->task->lang : "C");
+	for (size_t i = 0; i < n && i + 1 < max; i++)
+		env[i] = store[i];
+	env[n < max ? n : max - 1] = NULL;
+}
+
+static void setup_step(struct run *r)
+{
+	struct sandbox *sb = r->sb;
+	const struct jail_config *cfg = sb->cfg;
+	struct err e;
+	int rc = 0;
+	r->pending++;
+	r->seq_busy = true;
+	struct ctr_runtime rt = {.binary_name = cfg->runtime};
+	if (!r->container_created) {
+		/* The helper's children inherit the init's environment. */
+		const char *env[16];
+		char store[16][320];
+		build_env(r, env, store, 16);
+		long long quota = (long long)cfg->task_cpu_percent * 1000; /* of a 100 ms period */
+		struct oci_container_opts o = {
+		    .id = r->id,
+		    .cgroup_parent = "/vplcell",
+		    .uid = (unsigned)cfg->prisoner_uid,
+		    .gid = (unsigned)cfg->prisoner_uid,
+		    .helper_path = cfg->helper_path,
+		    .io_dir = r->dir,
+		    .workdir_size = cfg->workdir_size,
+		    .tmp_size = cfg->tmp_size,
+		    .shm_size = 16 << 20,
+		    .lim = {r->task->limits.maxtime, r->task->limits.maxfilesize,
+			    r->task->limits.maxmemory, r->task->limits.maxprocesses},
+		    .cpu_quota_us = quota,
+		    .cpu_period_us = 100000,
+		    .network = cfg->task_network,
+		    .hostname = "vpl",
+		    .env = env,
+		};
+		char *json = NULL;
+		size_t len = 0;
+		if (oci_container_spec(&o, &json, &len, &e) < 0) {
+			r->pending--;
+			r->seq_busy = false;
+			fail_run(r, "vpl-jail: %s", e.msg);
+			return;
+		}
+		char tid[32];
+		snprintf(tid, sizeof tid, "%llu", r->task_id);
+		const char *labels[] = {"vplcell.worker", sb->worker, "vplcell.task", tid, NULL};
+		struct ctr_container_spec cs = {.id = r->id,
+						.image = r->image,
+						.rt = rt,
+						.oci_spec = json,
+						.oci_spec_len = len,
+						.labels = labels};
+		rc = ctr_container_create(sb->client, &cs, CALL_MS, on_container, r, &e);
+		free(json);
+	} else if (!r->snapshot_prepared) {
+		rc = ctr_snapshot_prepare(sb->client, CTR_SNAPSHOTTER_DEFAULT, r->id, r->chain, "",
+					  CALL_MS, on_snapshot, r, &e);
+	} else if (!r->task_created) {
+		char out[PATH_MAX];
+		if (fifo_make(r, "init.out", out, sizeof out, 0) < 0 ||
+		    (r->init_fd = open(out, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+			r->pending--;
+			r->seq_busy = false;
+			fail_run(r, "vpl-jail: cannot create the helper channel: %s",
+				 strerror(errno));
+			return;
+		}
+		struct ctr_task_spec ts = {.container_id = r->id,
+					   .stdout_path = out,
+					   .stderr_path = out,
+					   .rootfs = r->mounts,
+					   .rt = rt};
+		rc = ctr_task_create(sb->client, &ts, CREATE_MS, on_task_created, r, &e);
+	} else if (!r->task_started) {
+		if (!(r->init_w =
+			  ev_watch_fd(sb->ev, r->init_fd, EV_READ, on_init_readable, r, &e))) {
+			r->pending--;
+			r->seq_busy = false;
+			fail_run(r, "vpl-jail: %s", e.msg);
+			return;
+		}
+		rc = ctr_task_start(sb->client, r->id, NULL, CALL_MS, on_task_started, r, &e);
+	} else {
+		/* Started: wait for the init's end in the background; the
+		 * helper's "ready" line moves the run on. */
+		r->seq_busy = false;
+		r->init_waiting = true;
+		if (ctr_task_wait(sb->client, r->id, NULL, -1, on_init_exit, r, &e) < 0) {
+			r->pending--;
+			r->init_waiting = false;
+			fail_run(r, "vpl-jail: %s", e.msg);
+			return;
+		}
+		if (r->ready_seen) {
+			r->step = ST_STAGING;
+			start_staging(r);
+		}
+		return;
+	}
+	if (rc < 0) {
+		r->pending--;
+		r->seq_busy = false;
+		fail_run(r, "vpl-jail: %s", e.msg);
+	}
+}
+
+static void parse_probe(struct run *r, bool *exec, bool *wexec, bool *webexec)
+{
+	*exec = *wexec = *webexec = false;
+	const char *s = r->probe.data ? r->probe.data : "";
+	*exec = strstr(s, "vpl_execution=1") != NULL;
+	*wexec = strstr(s, "vpl_wexecution=1") != NULL;
+	*webexec = strstr(s, "vpl_webexecution=1") != NULL;
+}
+
+static void advance(struct run *r)
+{
+	struct sandbox *sb = r->sb;
+	struct err e;
+	if (r->aborting || !r->task) {
+		r->aborting = true;
+		if (!r->seq_busy)
+			cleanup_next(r);
+		return;
+	}
+	switch (r->step) {
+	case ST_IMAGE: {
+		const char *chain = image_cached(sb, r->image);
+		if (chain) {
+			snprintf(r->chain, sizeof r->chain, "%s", chain);
+			r->step = ST_SETUP;
+			advance(r);
+			return;
+		}
+		r->pending++;
+		r->seq_busy = true;
+		if (ctr_image_chain_id(sb->client, r->image, CTR_SNAPSHOTTER_DEFAULT, CALL_MS,
+				       on_chain, r, &e) < 0) {
+			r->pending--;
+			r->seq_busy = false;
+			fail_run(r, "vpl-jail: %s", e.msg);
+		}
+		return;
+	}
+	case ST_SETUP:
+		setup_step(r);
+		return;
+	case ST_STAGING:
+		return; /* driven by the helper's lines */
+	case ST_COMPILE:
+		if (!r->ph.exec_id) {
+			char script[300];
+			snprintf(script, sizeof script, "./%s", r->task->script);
+			const char *args[] = {script, NULL};
+			start_phase(r, "compile", args, &r->task->compilation);
+		} else {
+			r->step = ST_PROBE;
+			start_probe(r);
+		}
+		return;
+	case ST_PROBE: {
+		if (!r->probed)
+			return; /* the helper's "probe" line moves on */
+		bool ex, wex, webex;
+		parse_probe(r, &ex, &wex, &webex);
+		if (!r->task->interactive && ex) {
+			r->step = ST_RUN;
+			task_set_state(r->task, TASK_RUNNING, NULL);
+			r->task->executed = true;
+			const char *args[] = {"./vpl_execution", NULL};
+			start_phase(r, "run", args, &r->task->execution);
+			return;
+		}
+		/* Interactive sessions come with the WebSocket milestone:
+		 * for now the compilation result is the whole answer. */
+		if (!ex && !wex && !webex && r->task->compilation.len == 0)
+			note(r, &r->task->compilation,
+			     "The compilation process did not generate an executable nor error "
+			     "message.");
+		task_set_state(r->task, TASK_DONE, NULL);
+		r->aborting = true;
+		cleanup_next(r);
+		return;
+	}
+	case ST_RUN:
+		if (task_is_running(r->task))
+			task_set_state(r->task, TASK_DONE, NULL);
+		r->aborting = true;
+		cleanup_next(r);
+		return;
+	case ST_CLEANUP:
+	case ST_GONE:
+		return;
+	}
+}
+
+/* ------------------------------------------------------------ cleanup */
+
+static void on_cleanup_done(void *arg, const struct ctr_status *st)
+{
+	struct run *r = arg;
+	r->pending--;
+	r->seq_busy = false;
+	if (st->code != CTR_OK && st->code != CTR_NOT_FOUND)
+		run_log_fail(r, "cleanup step", st);
+	cleanup_next(r);
+	maybe_free(r);
+}
+
+static void on_task_deleted(void *arg, const struct ctr_status *st, uint32_t status)
+{
+	struct run *r = arg;
+	r->task_deleted = true;
+	on_cleanup_done(arg, st);
+}
+
+static void on_snapshot_removed(void *arg, const struct ctr_status *st)
+{
+	struct run *r = arg;
+	r->snapshot_removed = true;
+	on_cleanup_done(arg, st);
+}
+
+static void on_container_deleted(void *arg, const struct ctr_status *st)
+{
+	struct run *r = arg;
+	r->container_deleted = true;
+	on_cleanup_done(arg, st);
+}
+
+static void remove_dir(struct run *r)
+{
+	static const char *const names[] = {"files", "ctl", "init.out", "compile.out", "run.out"};
+	char p[PATH_MAX];
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (snprintf(p, sizeof p, "%s/%s", r->dir, names[i]) < (int)sizeof p)
+			unlink(p);
+	}
+	if (rmdir(r->dir) < 0 && errno != ENOENT)
+		log_warn("task %llu: cannot remove %s: %s", r->task_id, r->dir, strerror(errno));
+}
+
+static void cleanup_next(struct run *r)
+{
+	if (r->step == ST_GONE || r->seq_busy || r->sb->closing)
+		return;
+	r->step = ST_CLEANUP;
+	r->aborting = true;
+	struct sandbox *sb = r->sb;
+	struct err e;
+	close_watch(&r->files_w, &r->files_fd);
+	close_watch(&r->init_w, &r->init_fd);
+	close_watch(&r->ph.w, &r->ph.fd);
+	if (r->ctl_fd >= 0)
+		close(r->ctl_fd);
+	r->ctl_fd = -1;
+	ev_timer_cancel(r->ph.limit);
+	r->ph.limit = NULL;
+	ev_timer_cancel(r->ph.grace);
+	r->ph.grace = NULL;
+	int rc = 1;
+	if (r->task_created && !r->task_deleted) {
+		if (r->task_started && !r->init_exited) {
+			kill_all(r); /* the init Wait in flight reports the end */
+			return;
+		}
+		r->pending++;
+		r->seq_busy = true;
+		rc = ctr_task_delete(sb->client, r->id, CALL_MS, on_task_deleted, r, &e);
+	} else if (r->snapshot_prepared && !r->snapshot_removed) {
+		r->pending++;
+		r->seq_busy = true;
+		rc = ctr_snapshot_remove(sb->client, CTR_SNAPSHOTTER_DEFAULT, r->id, CALL_MS,
+					 on_snapshot_removed, r, &e);
+	} else if (r->container_created && !r->container_deleted) {
+		r->pending++;
+		r->seq_busy = true;
+		rc = ctr_container_delete(sb->client, r->id, CALL_MS, on_container_deleted, r, &e);
+	}
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		r->pending--;
+		r->seq_busy = false;
+		log_err("task %llu: cleanup of %s stopped: %s", r->task_id, r->id, e.msg);
+	}
+	ctr_mounts_free(r->mounts);
+	r->mounts = NULL;
+	remove_dir(r);
+	if (r->task)
+		r->task->run = NULL;
+	r->task = NULL;
+	r->step = ST_GONE;
+	log_debug("task %llu: container %s removed", r->task_id, r->id);
+}
+
+/* ------------------------------------------------------------ events */
+
+static void on_event(void *arg, const struct ctr_event *ev)
+{
+	struct sandbox *sb = arg;
+	if (ev->kind == CTR_EVENT_LOST) {
+		log_warn("containerd event stream lost (%s); resubscribing",
+			 ev->st ? ev->st->details : "");
+		return;
+	}
+	if (ev->kind != CTR_EVENT_MESSAGE || !ev->event ||
+	    ev->event->descriptor != &containerd__events__task_oom__descriptor)
+		return;
+	const Containerd__Events__TaskOOM *oom = (const void *)ev->event;
+	for (struct run *r = sb->runs; r; r = r->next)
+		if (oom->container_id && strcmp(r->id, oom->container_id) == 0) {
+			r->oom = true;
+			log_info("task %llu: out of memory", r->task_id);
+		}
+}
+
+static void on_client_fd(void *arg, int fd, unsigned events)
+{
+	struct sandbox *sb = arg;
+	ctr_client_dispatch(sb->client);
+}
+
+/* ------------------------------------------------------------ orphans */
+
+/*
+ * A container labelled with this worker that no run knows about: created by
+ * a call whose reply we never saw (containerd stalled past the deadline and
+ * did it later), or left by a run that could not finish its cleanup. Every
+ * SWEEP_MS the worker lists its containers and removes such orphans:
+ * kill, delete the task, remove the snapshot, delete the container. Each
+ * step tolerates "not found"; a step that fails is retried by a later sweep.
+ */
+struct orphan {
+	struct sandbox *sb;
+	char id[128];
+	int step;
+};
+
+static void orphan_next(void *arg, const struct ctr_status *st);
+
+static void orphan_exit_cb(void *arg, const struct ctr_status *st, uint32_t status)
+{
+	orphan_next(arg, st);
+}
+
+static void orphan_next(void *arg, const struct ctr_status *st)
+{
+	struct orphan *o = arg;
+	struct sandbox *sb = o->sb;
+	struct err e;
+	int rc = -1;
+	switch (sb->closing ? 99 : o->step++) {
+	case 0:
+		rc = ctr_task_kill(sb->client, o->id, NULL, SIGKILL, true, CALL_MS, orphan_next, o,
+				   &e);
+		break;
+	case 1:
+		rc = ctr_task_delete(sb->client, o->id, CALL_MS, orphan_exit_cb, o, &e);
+		break;
+	case 2:
+		rc = ctr_snapshot_remove(sb->client, CTR_SNAPSHOTTER_DEFAULT, o->id, CALL_MS,
+					 orphan_next, o, &e);
+		break;
+	case 3:
+		rc = ctr_container_delete(sb->client, o->id, CALL_MS, orphan_next, o, &e);
+		break;
+	default:
+		if (st && st->code == CTR_OK)
+			log_info("sandbox: removed orphan container %s", o->id);
+		break;
+	}
+	if (rc == 0)
+		return;
+	sb->orphans--;
+	free(o);
+}
+
+static bool run_known(struct sandbox *sb, const char *id)
+{
+	for (struct run *r = sb->runs; r; r = r->next)
+		if (strcmp(r->id, id) == 0)
+			return true;
+	return false;
+}
+
+static void on_listed(void *arg, const struct ctr_status *st, ProtobufCMessage *reply)
+{
+	struct sandbox *sb = arg;
+	if (st->code != CTR_OK || !reply)
+		return;
+	const Containerd__Services__Containers__V1__ListContainersResponse *lr =
+	    (const void *)reply;
+	for (size_t i = 0; i < lr->n_containers; i++) {
+		const char *id = lr->containers[i]->id;
+		if (!id || run_known(sb, id) || sb->orphans > 64)
+			continue;
+		struct orphan *o = calloc(1, sizeof *o);
+		if (!o)
+			return;
+		o->sb = sb;
+		snprintf(o->id, sizeof o->id, "%s", id);
+		sb->orphans++;
+		log_warn("sandbox: container %s has no task here any more: removing it", id);
+		orphan_next(o, NULL);
+	}
+}
+
+static void sweep(void *arg)
+{
+	struct sandbox *sb = arg;
+	struct err e;
+	sb->sweep = ev_timer_add(sb->ev, SWEEP_MS, sweep, sb, &e);
+	if (sb->orphans)
+		return; /* the previous round is still at work */
+	char filter[160];
+	snprintf(filter, sizeof filter, "labels.\"vplcell.worker\"==\"%s\"", sb->worker);
+	char *filters[] = {filter};
+	Containerd__Services__Containers__V1__ListContainersRequest req =
+	    CONTAINERD__SERVICES__CONTAINERS__V1__LIST_CONTAINERS_REQUEST__INIT;
+	req.n_filters = 1;
+	req.filters = filters;
+	if (ctr_call(sb->client, "/containerd.services.containers.v1.Containers/List", &req.base,
+		     &containerd__services__containers__v1__list_containers_response__descriptor,
+		     CALL_MS, on_listed, sb, &e) < 0)
+		log_warn("sandbox: sweep: %s", e.msg);
+}
+
+/* ------------------------------------------------------------ public */
+
+struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, struct err *err)
+{
+	if (access(cfg->helper_path, X_OK) < 0) {
+		err_sys(err, errno, "HELPER_PATH %s", cfg->helper_path);
+		return NULL;
+	}
+	struct sandbox *sb = calloc(1, sizeof *sb);
+	if (!sb) {
+		err_sys(err, ENOMEM, "allocating sandbox");
+		return NULL;
+	}
+	sb->cfg = cfg;
+	sb->ev = ev;
+	if (cfg->worker_id) {
+		snprintf(sb->worker, sizeof sb->worker, "%s", cfg->worker_id);
+	} else {
+		char host[40] = "host";
+		gethostname(host, sizeof host - 1);
+		snprintf(sb->worker, sizeof sb->worker, "%s-%d", host, (int)getpid());
+	}
+	/* containerd ids allow [A-Za-z0-9_.-] */
+	for (char *p = sb->worker; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-'))
+			*p = '_';
+	if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST) {
+		err_sys(err, errno, "STATE_DIR %s", cfg->state_dir);
+		free(sb);
+		return NULL;
+	}
+	snprintf(sb->dir, sizeof sb->dir, "%s/%s", cfg->state_dir, sb->worker);
+	if (mkdir(sb->dir, 0755) < 0 && errno != EEXIST) {
+		err_sys(err, errno, "creating %s", sb->dir);
+		free(sb);
+		return NULL;
+	}
+	sb->client = ctr_client_new(cfg->containerd_socket, cfg->containerd_namespace, NULL, err);
+	if (!sb->client) {
+		rmdir(sb->dir);
+		free(sb);
+		return NULL;
+	}
+	sb->client_w = ev_watch_fd(ev, ctr_client_fd(sb->client), EV_READ, on_client_fd, sb, err);
+	if (!sb->client_w) {
+		ctr_client_free(sb->client);
+		rmdir(sb->dir);
+		free(sb);
+		return NULL;
+	}
+	char filter[256];
+	snprintf(filter, sizeof filter, "topic==\"/tasks/oom\",namespace==\"%s\"",
+		 cfg->containerd_namespace);
+	const char *filters[] = {filter};
+	sb->sub = ctr_subscribe(sb->client, filters, 1, on_event, sb, err);
+	if (!sb->sub)
+		log_warn("containerd events: %s (out-of-memory will be reported as a kill)",
+			 err ? err->msg : "?");
+	sweep(sb); /* also removes what a previous worker of this WORKER_ID left */
+	log_info("sandbox: containerd %s namespace %s runtime %s worker %s", cfg->containerd_socket,
+		 cfg->containerd_namespace, cfg->runtime, sb->worker);
+	return sb;
+}
+
+int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
+{
+	struct run *r = calloc(1, sizeof *r);
+	if (!r)
+		return err_sys(err, ENOMEM, "allocating run");
+	r->sb = sb;
+	r->task = t;
+	r->task_id = (unsigned long long)t->id;
+	r->init_fd = r->files_fd = r->ph.fd = r->ctl_fd = -1;
+	++sb->seq;
+	if (snprintf(r->id, sizeof r->id, "vplcell-%s-%llu", sb->worker, sb->seq) >=
+		(int)sizeof r->id ||
+	    snprintf(r->dir, sizeof r->dir, "%s/%llu", sb->dir, sb->seq) >= (int)sizeof r->dir) {
+		free(r);
+		return err_set(err, ENAMETOOLONG, "STATE_DIR or WORKER_ID too long");
+	}
+	snprintf(r->image, sizeof r->image, "%s", sb->cfg->default_image);
+	buf_init(&r->probe, PROBE_MAX);
+	if (mkdir(r->dir, 0755) < 0) {
+		int er = errno;
+		free(r);
+		return err_sys(err, er, "creating %s", sb->dir);
+	}
+	char files[PATH_MAX], ctl[PATH_MAX];
+	/* The worker holds the control FIFO read-write: commands wait in it
+	 * until the helper reads them, and it never sees a reader missing. */
+	if (fifo_make(r, "files", files, sizeof files, (uid_t)sb->cfg->prisoner_uid) < 0 ||
+	    fifo_make(r, "ctl", ctl, sizeof ctl, (uid_t)sb->cfg->prisoner_uid) < 0 ||
+	    (r->ctl_fd = open(ctl, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		int er = errno;
+		unlink(files);
+		unlink(ctl);
+		rmdir(r->dir);
+		free(r);
+		return err_sys(err, er, "creating the helper's channels");
+	}
+	r->next = sb->runs;
+	sb->runs = r;
+	sb->live++;
+	t->run = r;
+	log_info("task %llu: container %s image %s", r->task_id, r->id, r->image);
+	advance(r);
+	maybe_free(r);
+	return 0;
+}
+
+void sandbox_release_task(struct task *t, void *arg)
+{
+	struct run *r = t->run;
+	if (!r)
+		return;
+	t->run = NULL;
+	r->task = NULL;
+	/* Output buffers belonged to the task: stop writing into them. */
+	r->ph.out = r->ph.out == &r->probe ? r->ph.out : NULL;
+	r->aborting = true;
+	if (!r->seq_busy)
+		cleanup_next(r);
+	maybe_free(r);
+}
+
+unsigned sandbox_live_runs(const struct sandbox *sb)
+{
+	return sb ? sb->live : 0;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	/* Shutdown: give the runs' cleanup a bounded time on a private loop. */
+	for (struct run *r = sb->runs; r; r = r->next) {
+		if (r->task)
+			r->task->run = NULL;
+		r->task = NULL;
+		r->ph.out = r->ph.out == &r->probe ? r->ph.out : NULL;
+		r->aborting = true;
+		if (!r->seq_busy)
+			cleanup_next(r);
+	}
+	ev_timer_cancel(sb->sweep);
+	sb->sweep = NULL;
+	for (int i = 0; i < 300 && (sb->runs || sb->orphans); i++)
+		evloop_run_once(sb->ev, 100);
+	if (sb->runs)
+		log_warn("sandbox: %u containers still being removed at shutdown", sb->live);
+	sb->closing = true;
+	ctr_unsubscribe(sb->sub);
+	ev_unwatch(sb->client_w);
+	ctr_client_free(sb->client);
+	while (sb->runs) {
+		struct run *r = sb->runs;
+		sb->runs = r->next;
+		close_watch(&r->files_w, &r->files_fd);
+		close_watch(&r->init_w, &r->init_fd);
+		close_watch(&r->ph.w, &r->ph.fd);
+		if (r->ctl_fd >= 0)
+			close(r->ctl_fd);
+		ev_timer_cancel(r->ph.limit);
+		ev_timer_cancel(r->ph.grace);
+		ctr_mounts_free(r->mounts);
+		buf_free(&r->probe);
+		free(r);
+	}
+	while (sb->images) {
+		struct image_entry *e = sb->images;
+		sb->images = e->next;
+		free(e->name);
+		free(e->chain);
+		free(e);
+	}
+	rmdir(sb->dir);
+	free(sb);
+}

@@ -1,0 +1,48 @@
+/*
+ * sandbox.h - runs a task in a fresh containerd container.
+ *
+ * A run goes: resolve the image -> create the container (our helper as its
+ * init, everything as the prisoner) -> stage the files through a FIFO ->
+ * exec the compile script -> probe for vpl_execution (deleting
+ * `filestodelete`) -> in batch mode exec vpl_execution -> DONE -> remove the
+ * container, its snapshot and its FIFOs. Every step is an asynchronous
+ * containerd call or an fd event on the worker's loop, so a slow containerd
+ * never blocks other clients. Limits: the request's, clamped (task->limits),
+ * for the compile script and the program alike: cgroup memory (= swap),
+ * pids and CPU quota; RLIMIT_CPU/FSIZE/NOFILE/CORE; a wall-clock timer per
+ * phase that kills everything in the container.
+ *
+ * The host never opens a path a container could have written: the FIFOs
+ * live in a root-owned directory the container sees read-only.
+ *
+ * Ownership: the sandbox owns its runs. A task points at its run
+ * (task->run); when the task table drops a task that still has a run, it
+ * calls sandbox_release_task(), which detaches the task and lets the run
+ * clean up on its own.
+ */
+#ifndef VC_SANDBOX_H
+#define VC_SANDBOX_H
+
+#include "config.h"
+#include "err.h"
+#include "evloop.h"
+#include "tasks.h"
+
+struct sandbox;
+
+struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, struct err *err);
+/* Kills and removes whatever is still running (blocking: call after the
+ * loop has stopped), then frees. */
+void sandbox_free(struct sandbox *sb);
+
+/* Starts the run of a task in COMPILING state. On return 0 the task moves
+ * on by itself (RUNNING, then DONE with its outputs). */
+int sandbox_start(struct sandbox *sb, struct task *t, struct err *err);
+
+/* task_release_fn for the task table. */
+void sandbox_release_task(struct task *t, void *sb);
+
+/* Number of runs whose containers still exist (including ones cleaning up). */
+unsigned sandbox_live_runs(const struct sandbox *sb);
+
+#endif

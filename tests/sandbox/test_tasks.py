@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""End-to-end tasks through the real worker, a private real containerd + runc
+and the minivpl image: evaluations that compile and run, and hostile student
+programs, each contained while the worker keeps serving everyone else. After
+the suite: nothing of ours is left (containers, snapshots, FIFOs, mounts,
+cgroups, shims)."""
+import glob
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "protocol"))
+from harness import Jail, Suite, http  # noqa
+
+S = Suite("tasks")
+BUILD = os.environ.get("VPL_BUILD", "build")
+CTD_DIR = tempfile.mkdtemp(prefix="vplcell-ctd-")
+J = None
+ENV = {}
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True, **kw)
+
+
+def start_containerd():
+    sh(f"{ROOT}/scripts/containerd-test.sh start {CTD_DIR}")
+    out = sh(f"{ROOT}/scripts/containerd-test.sh env {CTD_DIR}").stdout
+    for part in shlex.split(out.replace("export ", "")):
+        k, _, v = part.partition("=")
+        ENV[k] = v
+    tar = sh(f"{ROOT}/images/minivpl/build.sh").stdout.strip().splitlines()[-1]
+    sh(f"ctr -a {ENV['CTR_SOCKET']} -n {ENV['CTR_NAMESPACE']} images import {tar}")
+
+
+def rpc(method, params):
+    body = json.dumps({"method": method, "params": params, "id": "1"}).encode()
+    return http(J.port, "POST", J.urlpath, body)
+
+
+def request(files, execute="vpl_evaluate.sh", interactive=0, todelete=None, **limits):
+    p = {"files": files, "fileencoding": {k: 0 for k in files},
+         "filestodelete": todelete or {}, "execute": execute, "interactive": interactive,
+         "lang": "en_US.UTF-8", "maxtime": 20, "maxmemory": 256 << 20,
+         "maxfilesize": 64 << 20, "maxprocesses": 64, "pluginversion": 2026012812}
+    p.update(limits)
+    r = rpc("request", p)
+    assert r.status == 200, (r.status, r.text())
+    return json.loads(r.body)["result"]["adminticket"]
+
+
+def result(ticket, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = rpc("getresult", {"adminticket": ticket, "pluginversion": 2026012812})
+        if r.status == 200:
+            return json.loads(r.body)["result"]
+        assert "Task still running" in r.text(), (r.status, r.text())
+        time.sleep(0.1)
+    raise AssertionError("task did not finish")
+
+
+def evaluate(program_files, run_cmd, **limits):
+    """The shape of the plugin's default evaluation: a script that compiles
+    and leaves vpl_execution behind."""
+    files = dict(program_files)
+    files["vpl_evaluate.sh"] = ("#!/bin/bash\n" + run_cmd.get("compile", "") + "\n"
+                                "cat > vpl_execution <<'EOF'\n#!/bin/bash\n" +
+                                run_cmd["run"] + "\nEOF\nchmod +x vpl_execution\n")
+    return result(request(files, todelete={"vpl_evaluate.sh": 1}, **limits))
+
+
+HELLO_C = '#include <stdio.h>\nint main(void){ printf("Hello world\\n"); return 0; }\n'
+
+
+def test_c_evaluation():
+    g = evaluate({"hello.c": HELLO_C}, {"compile": "gcc -O2 -o hello hello.c",
+                                          "run": "./hello; echo 'Grade :=>>10'"})
+    assert g["executed"] == 1 and "Hello world" in g["execution"], g
+    assert "Grade :=>>10" in g["execution"]
+
+
+def test_cpp_and_python():
+    g = evaluate({"a.cpp": '#include <iostream>\nint main(){std::cout<<"cpp ok"<<std::endl;}\n',
+                  "p.py": "print('py', 6*7)\n"},
+                 {"compile": "g++ -o a a.cpp", "run": "./a; python3 p.py"})
+    assert "cpp ok" in g["execution"] and "py 42" in g["execution"], g
+
+
+def test_compile_error_reported():
+    g = evaluate({"bad.c": "int main( { return 0 }\n"},
+                 {"compile": "gcc -o bad bad.c || rm -f vpl_execution_never", "run": "./bad"})
+    assert "error" in g["compilation"], g
+    assert "vpl-jail" not in g["compilation"], g
+
+
+def test_no_executable():
+    g = result(request({"vpl_run.sh": "#!/bin/bash\necho compiling only\n"},
+                       execute="vpl_run.sh"))
+    assert g["executed"] == 0 and "compiling only" in g["compilation"], g
+
+
+def test_filestodelete_and_identity():
+    g = evaluate({"secret.txt": "teacher data\n", "keep.txt": "x"},
+                 {"run": "ls; id -u; echo HOME=$HOME; pwd; cat /proc/self/status | "
+                         "grep -E 'CapEff|NoNewPrivs|Seccomp:'"},
+                 )
+    # vpl_evaluate.sh is listed in filestodelete: gone before the run
+    assert "vpl_evaluate.sh" not in g["execution"] and "keep.txt" in g["execution"], g
+    assert "\n10001\n" in g["execution"], g
+    assert "CapEff:\t0000000000000000" in g["execution"], g
+    assert "NoNewPrivs:\t1" in g["execution"] and "Seccomp:\t2" in g["execution"], g
+
+
+def test_infinite_loop_killed_at_maxtime():
+    t0 = time.time()
+    g = evaluate({"loop.c": "int main(){for(;;);}\n"},
+                 {"compile": "gcc -o loop loop.c", "run": "./loop"}, maxtime=3)
+    assert "Jail: execution time limit reached." in g["execution"], g
+    assert time.time() - t0 < 60
+
+
+def test_memory_hog_is_out_of_memory():
+    g = evaluate({"hog.py": "a=[]\nwhile True: a.append(bytearray(8<<20))\n"},
+                 {"run": "python3 hog.py"}, maxmemory=64 << 20)
+    assert "out of memory" in g["execution"].lower() or "MemoryError" in g["execution"], g
+
+
+def test_fork_bomb_contained():
+    g = evaluate({"bomb.sh": "#!/bin/bash\nf(){ f | f & }; f\n"},
+                 {"run": "timeout 4 bash bomb.sh; echo survived"}, maxprocesses=32, maxtime=8)
+    assert r_available() == "ready"
+    assert g["executed"] == 1
+
+
+def test_file_size_limit():
+    g = evaluate({}, {"run": "head -c 1073741824 /dev/zero > big; ls -l big; echo rc=$?"},
+                 maxfilesize=1 << 20)
+    assert "1048576" in g["execution"] or "File size limit" in g["execution"], g
+    assert "1073741824" not in g["execution"].replace("head -c 1073741824", ""), g
+
+
+def test_output_flood_truncated():
+    g = evaluate({}, {"run": "yes flood"}, maxtime=3)
+    assert len(g["execution"]) <= (1 << 20) + 200, len(g["execution"])
+    assert "Jail: output truncated" in g["execution"], g["execution"][-300:]
+
+
+def test_detached_child_does_not_hold_result():
+    t0 = time.time()
+    g = evaluate({}, {"run": "(sleep 1000 &) ; echo parent done"}, maxtime=30)
+    assert "parent done" in g["execution"], g
+    assert time.time() - t0 < 25, "a detached child held the task"
+
+
+def host_ip():
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    return out[0] if out else None
+
+
+def test_no_network_to_host():
+    ip = host_ip()
+    srv = socket.socket()
+    srv.bind(("0.0.0.0", 0))
+    srv.listen(5)
+    port = srv.getsockname()[1]
+    srv.settimeout(0.2)
+    got = []
+
+    def accept():
+        end = time.time() + 15
+        while time.time() < end:
+            try:
+                c, _ = srv.accept()
+                got.append(1)
+                c.close()
+            except socket.timeout:
+                pass
+    th = threading.Thread(target=accept)
+    th.start()
+    code = (f"import socket\ntry:\n socket.create_connection(('{ip or '10.0.0.1'}',{port}),"
+            f"timeout=3); print('CONNECTED')\nexcept Exception as e: print('blocked', e)\n"
+            "try:\n s=socket.socket(socket.AF_UNIX); s.connect('/run/containerd/containerd.sock');"
+            " print('CTRD')\nexcept Exception as e: print('no ctrd', e)\n")
+    g = evaluate({"n.py": code}, {"run": "python3 n.py; cat /proc/net/dev | tail -n +3 | "
+                                         "cut -d: -f1"})
+    th.join()
+    srv.close()
+    assert "CONNECTED" not in g["execution"] and "CTRD" not in g["execution"], g
+    assert not got, "the host listener got a connection"
+    ifaces = [x.strip() for x in g["execution"].splitlines() if x.strip() in ("lo", "eth0")]
+    assert ifaces == ["lo"], g["execution"]
+
+
+def test_host_canary_and_other_task_invisible():
+    canary = tempfile.NamedTemporaryFile(prefix="vplcell-canary-", delete=False)
+    canary.write(b"HOSTSECRET")
+    canary.close()
+    # A second live task plants its own canary.
+    other = request({"vpl_evaluate.sh": "#!/bin/bash\necho OTHERSECRET > mine.txt\n"
+                     "cat > vpl_execution <<'EOF'\n#!/bin/bash\nsleep 6\nEOF\n"
+                     "chmod +x vpl_execution\n"})
+    time.sleep(1.5)
+    g = evaluate({}, {"run": f"cat {canary.name}; cat /proc/1/environ | tr '\\0' ' '; "
+                             "grep -rs OTHER[S]ECRET /home /tmp /run /var /dev/shm 2>/dev/null | head -3; echo scanned"})
+    os.unlink(canary.name)
+    result(other)
+    assert "HOSTSECRET" not in g["execution"], g
+    assert "OTHERSECRET" not in g["execution"] and "scanned" in g["execution"], g
+
+
+def test_symlink_to_host_path():
+    g = evaluate({}, {"run": "ln -s /etc/shadow s; cat s; ln -sf / root; ls root/ | head -3;"
+                             " echo x > /etc/passwd; echo done"})
+    assert "root:" not in g["execution"] or "Permission denied" in g["execution"], g
+    assert "Read-only file system" in g["execution"] or "Permission denied" in g["execution"], g
+
+
+def test_kill_all_and_privileges():
+    g = evaluate({"p.py": "import os\ntry:\n os.setuid(0); print('ROOT')\nexcept Exception as e:"
+                          " print('setuid refused', e)\n"},
+                 {"run": "python3 p.py; mount -t tmpfs x /tmp 2>&1 | head -1; "
+                         "unshare -r true 2>&1 | head -1; kill -9 -1; echo after"},
+                 )
+    assert "ROOT" not in g["execution"] and "setuid refused" in g["execution"], g
+    assert r_available() == "ready"
+
+
+def test_parallel_cpu_spinners_held_to_quota():
+    code = ("import time,os\nt=time.time()\nwhile time.time()-t<3: pass\n"
+            "c=os.times(); print('RATIO %.2f' % ((c.user+c.system)/(time.time()-t)))\n")
+    ts = [request({"s.py": code, "vpl_evaluate.sh":
+                   "#!/bin/bash\ncat > vpl_execution <<'EOF'\n#!/bin/bash\npython3 s.py\nEOF\n"
+                   "chmod +x vpl_execution\n"}) for _ in range(2)]
+    ratios = []
+    for t in ts:
+        g = result(t)
+        line = [x for x in g["execution"].splitlines() if x.startswith("RATIO")]
+        assert line, g
+        ratios.append(float(line[0].split()[1]))
+    # TASK_CPU_PERCENT=50 in this suite: each task gets half a core.
+    assert all(r < 0.75 for r in ratios), ratios
+
+
+def test_stop_kills_at_once():
+    t = request({"vpl_evaluate.sh": "#!/bin/bash\ncat > vpl_execution <<'EOF'\n#!/bin/bash\n"
+                 "sleep 1000\nEOF\nchmod +x vpl_execution\n"}, maxtime=600)
+    time.sleep(2)
+    r = rpc("stop", {"adminticket": t, "pluginversion": 1})
+    assert json.loads(r.body)["result"]["stop"] == 1
+    deadline = time.time() + 20
+    while time.time() < deadline and containers():
+        time.sleep(0.2)
+    assert not containers(), containers()
+
+
+def test_containerd_frozen_does_not_block_others():
+    with open(os.path.join(CTD_DIR, "containerd.pid")) as f:
+        pid = int(f.read().strip())
+    os.kill(pid, 19)  # SIGSTOP: containerd stops answering, sockets stay open
+    try:
+        t = request({"vpl_evaluate.sh": "#!/bin/bash\necho never\n"})
+        # While the task's calls hang, everyone else is still served.
+        # Ordering, not timing: each answer came while the task's
+        # containerd call was still hanging (the task still running).
+        for _ in range(5):
+            assert http(J.port, "GET", "/OK").status == 200
+            assert r_available() in ("ready", "busy")
+            r = rpc("getresult", {"adminticket": t, "pluginversion": 1})
+            assert r.status == 500 and "Task still running" in r.text(), r.text()
+            time.sleep(0.2)
+        g = result(t, timeout=40)  # the call deadline ends it with a clear message
+        assert "vpl-jail:" in g["compilation"] and g["executed"] == 0, g
+    finally:
+        os.kill(pid, 18)  # SIGCONT
+    # containerd back: work goes on.
+    g = evaluate({"hello.c": HELLO_C}, {"compile": "gcc -o hello hello.c", "run": "./hello"})
+    assert "Hello world" in g["execution"], g
+
+
+def test_orphan_of_this_worker_removed():
+    """A container with this worker's label that no task owns (what a call
+    lost in a containerd stall leaves behind) is removed by the sweeper;
+    another worker's container is left alone."""
+    base = ["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "containers", "create"]
+    img = "vplcell.local/minivpl:latest"
+    subprocess.run(base + ["--label", "vplcell.worker=w1", img, "vplcell-w1-orphan"], check=True)
+    subprocess.run(base + ["--label", "vplcell.worker=w2", img, "vplcell-w2-alive"], check=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and "vplcell-w1-orphan" in containers():
+        time.sleep(0.2)
+    left = containers()
+    subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "containers",
+                    "rm", "vplcell-w2-alive"], check=True)
+    assert "vplcell-w1-orphan" not in left, left
+    assert "vplcell-w2-alive" in left, left
+    assert "removed orphan container vplcell-w1-orphan" in J.read_log()
+
+
+def r_available():
+    r = rpc("available", {"maxmemory": 1})
+    return json.loads(r.body)["result"]["status"]
+
+
+def containers():
+    out = subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"],
+                          "containers", "ls", "-q"], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def test_nothing_left_behind():
+    deadline = time.time() + 30
+    while time.time() < deadline and (containers() or os.listdir(J.state_worker_dirs())):
+        time.sleep(0.2)
+    assert not containers(), containers()
+    snaps = subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"],
+                            "snapshots", "ls"], capture_output=True, text=True).stdout
+    active = [ln for ln in snaps.splitlines()[1:] if "Active" in ln]
+    assert not active, snaps
+    assert not os.listdir(J.state_worker_dirs()), os.listdir(J.state_worker_dirs())
+    with open("/proc/self/mountinfo") as f:
+        mi = f.read()
+    assert "vplcell-" + ENV["CTR_NAMESPACE"] not in mi
+    cg = [p for p in glob.glob("/sys/fs/cgroup/*/vplcell/*") + glob.glob(
+        "/sys/fs/cgroup/vplcell/*") if os.path.isdir(p) and "vplcell-" in p]
+    assert not cg, cg
+
+
+def main():
+    global J
+    start_containerd()
+    state = tempfile.mkdtemp(prefix="vplcell-state-")
+    try:
+        J = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
+                 HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
+                 DEFAULT_IMAGE="vplcell.local/minivpl:latest", WORKER_ID="w1",
+                 TASK_CPU_PERCENT=50, MAXTIME=60, LOGLEVEL=7)
+        J.state_worker_dirs = lambda: os.path.join(state, "w1")
+        for name, fn in list(globals().items()):
+            if name.startswith("test_") and callable(fn) and name != "test_nothing_left_behind":
+                S.run(fn)
+        S.run(test_nothing_left_behind)
+        rc = J.stop()
+        S.check(rc == 0, f"worker exits cleanly (rc={rc})")
+        if S.failed:
+            print(J.read_log()[-6000:])
+            for lg in glob.glob(os.path.join(CTD_DIR, "*.log")):
+                with open(lg, errors="replace") as f:
+                    print("containerd log:", "".join(f.readlines()[-40:]))
+    finally:
+        if J and J.proc.poll() is None:
+            J.proc.kill()
+        subprocess.run([f"{ROOT}/scripts/containerd-test.sh", "stop", CTD_DIR])
+    return S.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
