@@ -90,6 +90,7 @@ static const struct key keys[] = {
     {"TMP_SIZE", T_SIZE, F(tmp_size), 1 * MiB, LLONG_MAX, NULL, false},
     {"TASK_NETWORK", T_BOOL, F(task_network), 0, 1, NULL, false},
     {"WORKER_ID", T_OPTSTR, F(worker_id), 0, 0, NULL, false},
+    {"POOL_SIZE", T_INT, F(pool_size), 0, 64, NULL, false},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -264,6 +265,7 @@ void jail_config_defaults(struct jail_config *c)
 	c->tmp_size = 64 * MiB;
 	c->task_network = 0;
 	c->worker_id = NULL;
+	c->pool_size = 2;
 }
 
 void jail_config_free(struct jail_config *c)

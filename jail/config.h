@@ -99,6 +99,7 @@ struct jail_config {
 	long long tmp_size;	    /* TMP_SIZE: tmpfs /tmp; 64 MiB */
 	int task_network;	    /* TASK_NETWORK bool: tasks get the host's network; 0 */
 	char *worker_id;	    /* WORKER_ID: owner label; NULL = <hostname>-<pid> */
+	int pool_size;		    /* POOL_SIZE: started containers kept ready; 2 */
 };
 
 void jail_config_defaults(struct jail_config *c);

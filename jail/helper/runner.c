@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,7 @@ static int valid_phase(const char *p)
 }
 
 static void child_exec(const char *phase, long long cpu, long long fsize, long long nproc,
-		       char **argv)
+		       char **argv, int ready_fd)
 {
 	/* The helper ignores SIGPIPE and SIGXFSZ for itself; a student's
 	 * program must get the default actions (ignored dispositions survive
@@ -144,7 +145,10 @@ static void child_exec(const char *phase, long long cpu, long long fsize, long l
 	rl.rlim_cur = rl.rlim_max = 1024;
 	setrlimit(RLIMIT_NOFILE, &rl);
 	for (int fd = 3; fd < 64; fd++)
-		close(fd);
+		if (fd != ready_fd)
+			close(fd);
+	/* ready_fd is close-on-exec: its end tells the parent the output
+	 * FIFO is open and the program is exec'd. */
 	execvp(argv[0], argv);
 	/* Like a shell: say why, exit 126/127. */
 	int e = errno;
@@ -165,13 +169,27 @@ static void start_phase(const char *phase, long long cpu, long long fsize, long 
 		say("error too many programs at once");
 		return;
 	}
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		say("error pipe: %s", strerror(errno));
+		return;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
+		close(ready[0]);
+		close(ready[1]);
 		say("error fork: %s", strerror(errno));
 		return;
 	}
-	if (pid == 0)
-		child_exec(phase, cpu, fsize, nproc, argv);
+	if (pid == 0) {
+		close(ready[0]);
+		child_exec(phase, cpu, fsize, nproc, argv, ready[1]);
+	}
+	close(ready[1]);
+	char b;
+	while (read(ready[0], &b, 1) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
 	snprintf(phases[slot].name, sizeof phases[slot].name, "%s", phase);
 	phases[slot].pid = pid;
 	say("started %s %d", phase, (int)pid);
@@ -232,6 +250,21 @@ static int try_command(int rootfd)
 			say("error bad command");
 			return 1;
 		}
+	} else if (kind == 'E') {
+		/* "E NAME=VALUE": environment of the programs started after it
+		 * (a pooled container learns the task's VPL_LANG this way). */
+		next_line(head, sizeof head);
+		char *eq = strchr(head + 2, '=');
+		bool ok = head[1] == ' ' && eq && eq > head + 2;
+		for (char *c = head + 2; ok && c < eq; c++)
+			ok = (*c >= 'A' && *c <= 'Z') || *c == '_' || (*c >= '0' && *c <= '9');
+		if (!ok) {
+			say("error bad command");
+			return 1;
+		}
+		*eq = '\0';
+		setenv(head + 2, eq + 1, 1);
+		return 1;
 	} else if (kind == 'P') {
 		if (sscanf(head, "P %31s", a1) != 1 || parse_ll(a1, &want) < 0 || want > MAX_ARGS) {
 			next_line(head, sizeof head);
@@ -279,12 +312,16 @@ static int try_command(int rootfd)
 	return 1;
 }
 
-void runner_loop(int rootfd)
+int runner_open_ctl(void)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/ctl", io_dir());
 	/* O_RDWR: never EOF when the worker's end closes for a moment. */
-	int ctl = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	return open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
+void runner_loop(int rootfd, int ctl)
+{
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0 || ctl < 0)
 		say("error no control channel: %s", strerror(errno));
 	struct sigaction sa;

@@ -8,6 +8,8 @@
  * each program itself as its child, with the phase's rlimits, and reports.
  *
  * Commands (worker -> helper, <io>/ctl; no argument may hold a control byte):
+ *   "E <NAME>=<value>\n"
+ *       set an environment variable of the programs started after it
  *   "X <phase> <cpu_s> <fsize> <nproc> <argc>\n" then argc lines, one argument each
  *       run argv in the work dir, stdout+stderr to the FIFO <io>/<phase>.out,
  *       stdin /dev/null, in a new session, RLIMIT_CPU/FSIZE/NPROC as given,
@@ -15,15 +17,21 @@
  *   "P <n>\n" then n lines, one name each
  *       delete those names (validated, never following links), then report
  * Replies (helper -> worker, stdout):
- *   "started <phase> <pid>" | "exit <phase> <status>" (the shell's convention:
- *   128+signal for a signal) | "probe vpl_execution=<0|1> vpl_wexecution=<0|1>
+ *   "started <phase> <pid>" (once the program holds its output FIFO open and
+ *   has been exec'd: the worker may then remove the FIFO's name) | "exit <phase> <status>" (the
+ * shell's convention: 128+signal for a signal) | "probe vpl_execution=<0|1> vpl_wexecution=<0|1>
  *   vpl_webexecution=<0|1>" | "error <why>"
  */
 #ifndef VC_RUNNER_H
 #define VC_RUNNER_H
 
-/* Never returns; rootfd is the work directory. */
-void runner_loop(int rootfd) __attribute__((noreturn));
+/* Opens <io>/ctl, before the helper says "ready": the worker removes the
+ * FIFOs' names once the helper has opened them, so no student process can
+ * open them later and speak for the helper or into another phase's output. */
+int runner_open_ctl(void);
+
+/* Never returns; rootfd is the work directory, ctl from runner_open_ctl(). */
+void runner_loop(int rootfd, int ctl) __attribute__((noreturn));
 
 /* From vplhelper.c. */
 int helper_delete_name(int rootfd, const char *name);

@@ -19,7 +19,8 @@
  *          directory (the prisoner's tmpfs work dir), never following a symlink and never
  *          replacing anything that exists;
  *       4. prints "staged <n>\n", or "error <why>\n" at the first problem (staging stops
- *          there), closes the FIFO and stays as init until a termination signal.
+ *          there), closes the FIFO and stays as init until a termination signal, serving the
+ *          worker's commands meanwhile (runner.h, which then does the reaping).
  *
  *   vplhelper probe [name ...]
  *     Run by the worker through exec, in the work dir. Deletes each name (validated like a
@@ -427,11 +428,12 @@ static int run_init(void)
 	/* Files get exactly the stream's 0600/0700 and directories 0700, whatever umask the
 	 * runtime gave us. */
 	umask(077);
+	int ctl = runner_open_ctl();
 	stage_and_report();
 	/* Stay as init, running what the worker asks for (runner.h) and reaping
 	 * every orphan. */
 	int rootfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	runner_loop(rootfd);
+	runner_loop(rootfd, ctl);
 }
 
 /* ---------------- probe ---------------- */

@@ -234,7 +234,7 @@ static json_t *mount(const char *dst, const char *type, const char *src, json_t 
 			 "options", options);
 }
 
-/* Appends every element of extra (a new reference, stolen) to a; NULL and -1 on failure. */
+/* Appends the elements of extra to a, stealing both references; returns a, or NULL on failure. */
 static json_t *extend(json_t *a, json_t *extra)
 {
 	if (!a || !extra || json_array_extend(a, extra) < 0) {

@@ -20,6 +20,9 @@
  *     "<cgroup_parent>/<id>";
  *   - runc's default maskedPaths and readonlyPaths (plus /sys/devices/virtual/powercap: RAPL
  *     energy counters are a side channel).
+ *   runc (1.1.5, verified) replaces a tmpfs's mode= with the mode of the mount point when the
+ *   image already has that directory: the helper re-applies 0700 to the work dir itself; /tmp
+ *   keeps whatever mode the image's /tmp has (1777 in any sane image).
  *   Init gets RLIMIT_NOFILE 1024 and RLIMIT_CORE 0; lim.maxtime is validated but not applied to
  *   init (it is idle), lim.maxfilesize neither (staging is bounded by the tmpfs size).
  *

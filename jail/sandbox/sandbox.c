@@ -15,6 +15,8 @@
 #include "filestream.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
+#include "github.com/containerd/containerd/api/services/tasks/v1/tasks.pb-c.h"
+#include "google/protobuf/empty.pb-c.h"
 #include "log.h"
 #include "oci_spec.h"
 
@@ -63,6 +65,8 @@ struct run {
 	bool container_created, snapshot_prepared, task_created, task_started, init_exited;
 	bool task_deleted, snapshot_removed, container_deleted, kill_sent, init_waiting;
 	bool ready_seen; /* the helper said "ready" before Start's reply came */
+	bool pooled;	 /* started ahead of time, waiting for a task */
+	bool parked;	 /* pooled and ready: can be taken */
 	struct ctr_mounts *mounts;
 	int init_fd;
 	struct ev_watch *init_w;
@@ -101,6 +105,7 @@ struct sandbox {
 };
 
 static void advance(struct run *r);
+static void pool_fill(struct sandbox *sb);
 static void cleanup_next(struct run *r);
 static void on_killed(void *arg, const struct ctr_status *st);
 static void on_init_exit(void *arg, const struct ctr_status *st, uint32_t status);
@@ -200,6 +205,13 @@ static int fifo_make(struct run *r, const char *name, char *path, size_t pathsz,
 	if (owner && chown(path, owner, owner) < 0)
 		return -1;
 	return 0;
+}
+
+static void unlink_fifo(struct run *r, const char *name)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof p, "%s/%s", r->dir, name) < (int)sizeof p)
+		unlink(p);
 }
 
 static void close_watch(struct ev_watch **w, int *fd)
@@ -469,6 +481,23 @@ static int send_command(struct run *r, const char *cmd, size_t len)
 	return 0;
 }
 
+static void pool_park(struct run *r)
+{
+	r->parked = true;
+	log_debug("sandbox: container %s ready in the pool", r->id);
+}
+
+/* The helper is ready for the files: stage them, or wait in the pool. */
+static void ready_to_stage(struct run *r)
+{
+	if (r->pooled) {
+		pool_park(r);
+		return;
+	}
+	r->step = ST_STAGING;
+	start_staging(r);
+}
+
 static void init_line(struct run *r, const char *line)
 {
 	struct phase *ph = &r->ph;
@@ -479,13 +508,19 @@ static void init_line(struct run *r, const char *line)
 			r->ready_seen = true;
 			return;
 		}
-		r->step = ST_STAGING;
-		start_staging(r);
+		ready_to_stage(r);
 	} else if (strncmp(line, "staged ", 7) == 0 && r->step == ST_STAGING) {
+		/* The helper holds both open; no student code has run yet.
+		 * Without names, nothing in the container can open them. */
+		unlink_fifo(r, "files");
+		unlink_fifo(r, "ctl");
 		r->step = ST_COMPILE;
 		advance(r);
 	} else if (strncmp(line, "started ", 8) == 0) {
-		/* informative: the pid is the helper's business */
+		/* The program holds its output open: remove the name, so no
+		 * other process of the task can write into this phase. */
+		if (ph->started && ph->fifo[0])
+			unlink(ph->fifo);
 	} else if (strncmp(line, "exit ", 5) == 0 && ph->started && !ph->exited) {
 		char name[32];
 		unsigned status;
@@ -782,8 +817,12 @@ static void setup_step(struct run *r)
 		    .workdir_size = cfg->workdir_size,
 		    .tmp_size = cfg->tmp_size,
 		    .shm_size = 16 << 20,
-		    .lim = {r->task->limits.maxtime, r->task->limits.maxfilesize,
-			    r->task->limits.maxmemory, r->task->limits.maxprocesses},
+		    /* A pooled container gets the server's maxima here and
+		     * its task's limits by an update when it is taken. */
+		    .lim = {r->task ? r->task->limits.maxtime : cfg->max_time,
+			    r->task ? r->task->limits.maxfilesize : cfg->max_file_size,
+			    r->task ? r->task->limits.maxmemory : cfg->max_memory,
+			    r->task ? r->task->limits.maxprocesses : cfg->max_processes},
 		    .cpu_quota_us = quota,
 		    .cpu_period_us = 100000,
 		    .network = cfg->task_network,
@@ -848,10 +887,8 @@ static void setup_step(struct run *r)
 			fail_run(r, "vpl-jail: %s", e.msg);
 			return;
 		}
-		if (r->ready_seen) {
-			r->step = ST_STAGING;
-			start_staging(r);
-		}
+		if (r->ready_seen)
+			ready_to_stage(r);
 		return;
 	}
 	if (rc < 0) {
@@ -874,7 +911,7 @@ static void advance(struct run *r)
 {
 	struct sandbox *sb = r->sb;
 	struct err e;
-	if (r->aborting || !r->task) {
+	if (r->aborting || (!r->task && !r->pooled)) {
 		r->aborting = true;
 		if (!r->seq_busy)
 			cleanup_next(r);
@@ -1168,6 +1205,7 @@ static void sweep(void *arg)
 	struct sandbox *sb = arg;
 	struct err e;
 	sb->sweep = ev_timer_add(sb->ev, SWEEP_MS, sweep, sb, &e);
+	pool_fill(sb); /* replaces pool containers that failed, with this pace */
 	if (sb->orphans)
 		return; /* the previous round is still at work */
 	char filter[160];
@@ -1248,28 +1286,33 @@ struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, st
 	return sb;
 }
 
-int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
+/* A new run: for task t, or (t NULL) for the pool. */
+static struct run *run_new(struct sandbox *sb, struct task *t, struct err *err)
 {
 	struct run *r = calloc(1, sizeof *r);
-	if (!r)
-		return err_sys(err, ENOMEM, "allocating run");
+	if (!r) {
+		err_sys(err, ENOMEM, "allocating run");
+		return NULL;
+	}
 	r->sb = sb;
 	r->task = t;
-	r->task_id = (unsigned long long)t->id;
+	r->pooled = t == NULL;
+	r->task_id = t ? (unsigned long long)t->id : 0;
 	r->init_fd = r->files_fd = r->ph.fd = r->ctl_fd = -1;
 	++sb->seq;
 	if (snprintf(r->id, sizeof r->id, "vplcell-%s-%llu", sb->worker, sb->seq) >=
 		(int)sizeof r->id ||
 	    snprintf(r->dir, sizeof r->dir, "%s/%llu", sb->dir, sb->seq) >= (int)sizeof r->dir) {
 		free(r);
-		return err_set(err, ENAMETOOLONG, "STATE_DIR or WORKER_ID too long");
+		err_set(err, ENAMETOOLONG, "STATE_DIR or WORKER_ID too long");
+		return NULL;
 	}
 	snprintf(r->image, sizeof r->image, "%s", sb->cfg->default_image);
 	buf_init(&r->probe, PROBE_MAX);
 	if (mkdir(r->dir, 0755) < 0) {
-		int er = errno;
+		err_sys(err, errno, "creating %s", r->dir);
 		free(r);
-		return err_sys(err, er, "creating %s", sb->dir);
+		return NULL;
 	}
 	char files[PATH_MAX], ctl[PATH_MAX];
 	/* The worker holds the control FIFO read-write: commands wait in it
@@ -1277,20 +1320,115 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 	if (fifo_make(r, "files", files, sizeof files, (uid_t)sb->cfg->prisoner_uid) < 0 ||
 	    fifo_make(r, "ctl", ctl, sizeof ctl, (uid_t)sb->cfg->prisoner_uid) < 0 ||
 	    (r->ctl_fd = open(ctl, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-		int er = errno;
+		err_sys(err, errno, "creating the helper's channels");
 		unlink(files);
 		unlink(ctl);
 		rmdir(r->dir);
 		free(r);
-		return err_sys(err, er, "creating the helper's channels");
+		return NULL;
 	}
 	r->next = sb->runs;
 	sb->runs = r;
 	sb->live++;
+	return r;
+}
+
+static void pool_fill(struct sandbox *sb)
+{
+	unsigned have = 0;
+	for (struct run *r = sb->runs; r; r = r->next)
+		if (r->pooled && !r->aborting)
+			have++;
+	while (have < (unsigned)sb->cfg->pool_size && !sb->closing) {
+		struct err e;
+		struct run *r = run_new(sb, NULL, &e);
+		if (!r) {
+			log_warn("sandbox: pool: %s", e.msg);
+			return;
+		}
+		have++;
+		advance(r);
+		maybe_free(r);
+	}
+}
+
+static void on_updated(void *arg, const struct ctr_status *st, ProtobufCMessage *reply)
+{
+	struct run *r = arg;
+	if (callback_enter(r, true)) {
+		if (st->code != CTR_OK) {
+			run_log_fail(r, "limits update", st);
+			fail_run(r, "vpl-jail: could not set the task's limits");
+		} else {
+			r->step = ST_STAGING;
+			start_staging(r);
+		}
+	}
+	callback_leave(r);
+}
+
+/* Gives a parked pool container to task t: its environment, then its
+ * memory and process limits (the container was made with the maxima). */
+static int pool_take(struct run *r, struct task *t, struct err *err)
+{
+	r->task = t;
+	r->task_id = (unsigned long long)t->id;
+	r->pooled = r->parked = false;
+	t->run = r;
+	char cmd[256];
+	char lang[128];
+	size_t k = 0;
+	/* VPL_LANG is a locale name: keep it to the characters locales use. */
+	for (const char *p = t->lang ? t->lang : "C"; *p && k + 1 < sizeof lang; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("_.@-", *p))
+			lang[k++] = *p;
+	lang[k] = '\0';
+	int n = snprintf(cmd, sizeof cmd, "E VPL_LANG=%s\n", lang);
+	if (send_command(r, cmd, (size_t)n) < 0)
+		return 0; /* fail_run has ended the run and told the task */
+	char res[256];
+	int rl = snprintf(res, sizeof res,
+			  "{\"memory\":{\"limit\":%lld,\"swap\":%lld},\"pids\":{\"limit\":%lld}}",
+			  t->limits.maxmemory, t->limits.maxmemory, t->limits.maxprocesses);
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+	any.value.data = (uint8_t *)res;
+	any.value.len = (size_t)rl;
+	Containerd__Services__Tasks__V1__UpdateTaskRequest req =
+	    CONTAINERD__SERVICES__TASKS__V1__UPDATE_TASK_REQUEST__INIT;
+	req.container_id = r->id;
+	req.resources = &any;
+	r->pending++;
+	r->seq_busy = true;
+	if (ctr_call(r->sb->client, "/containerd.services.tasks.v1.Tasks/Update", &req.base,
+		     &google__protobuf__empty__descriptor, CALL_MS, on_updated, r, err) < 0) {
+		r->pending--;
+		r->seq_busy = false;
+		fail_run(r, "vpl-jail: %s", err->msg);
+	}
+	return 0;
+}
+
+int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
+{
+	for (struct run *p = sb->runs; p; p = p->next) {
+		if (p->parked && !p->aborting && !p->seq_busy) {
+			log_info("task %llu: container %s (from the pool) image %s",
+				 (unsigned long long)t->id, p->id, p->image);
+			int rc = pool_take(p, t, err);
+			pool_fill(sb);
+			return rc;
+		}
+	}
+	struct run *r = run_new(sb, t, err);
+	if (!r)
+		return -1;
 	t->run = r;
 	log_info("task %llu: container %s image %s", r->task_id, r->id, r->image);
 	advance(r);
 	maybe_free(r);
+	pool_fill(sb);
 	return 0;
 }
 

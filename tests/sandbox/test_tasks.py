@@ -5,6 +5,7 @@ programs, each contained while the worker keeps serving everyone else. After
 the suite: nothing of ours is left (containers, snapshots, FIFOs, mounts,
 cgroups, shims)."""
 import glob
+import re
 import json
 import os
 import shlex
@@ -224,6 +225,20 @@ def test_symlink_to_host_path():
     assert "Read-only file system" in g["execution"] or "Permission denied" in g["execution"], g
 
 
+def test_helper_channels_unreachable():
+    """The program cannot speak for the helper nor write into its own
+    result behind the evaluator's back: the FIFOs have no names any more,
+    and PID 1 is not dumpable."""
+    g = evaluate({}, {"run": "ls -a /.vplcell/io; "
+                             "echo 'X run 99 99 99 1' > /.vplcell/io/ctl; "
+                             "printf 'Grade :=>>%d\\n' 99 > /.vplcell/io/run.out; "
+                             "printf 'Grade :=>>%d\\n' 98 > /proc/1/fd/1; echo done"})
+    assert "done" in g["execution"], g
+    assert "Grade :=>>99" not in g["execution"] and "Grade :=>>98" not in g["execution"], g
+    listing = g["execution"].split("done")[0]
+    assert "ctl" not in listing.split() and "run.out" not in listing.split(), g
+
+
 def test_kill_all_and_privileges():
     g = evaluate({"p.py": "import os\ntry:\n os.setuid(0); print('ROOT')\nexcept Exception as e:"
                           " print('setuid refused', e)\n"},
@@ -254,12 +269,54 @@ def test_stop_kills_at_once():
     t = request({"vpl_evaluate.sh": "#!/bin/bash\ncat > vpl_execution <<'EOF'\n#!/bin/bash\n"
                  "sleep 1000\nEOF\nchmod +x vpl_execution\n"}, maxtime=600)
     time.sleep(2)
+    mine = task_container(t)
+    assert mine in containers(), (mine, containers())
     r = rpc("stop", {"adminticket": t, "pluginversion": 1})
     assert json.loads(r.body)["result"]["stop"] == 1
     deadline = time.time() + 20
-    while time.time() < deadline and containers():
+    while time.time() < deadline and mine in containers():
         time.sleep(0.2)
-    assert not containers(), containers()
+    assert mine not in containers(), containers()
+
+
+def task_container(ticket):
+    """The container of the newest task, from the worker's log."""
+    for line in reversed(J.read_log().splitlines()):
+        m = re.search(r"task \d+: container (\S+) .*image ", line)
+        if m:
+            return m.group(1)
+    raise AssertionError("no container in the log")
+
+
+def cgroup_memory_limit(cid):
+    for path in (f"/sys/fs/cgroup/memory/vplcell/{cid}/memory.limit_in_bytes",
+                 f"/sys/fs/cgroup/vplcell/{cid}/memory.max"):
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().strip()
+    return None
+
+
+def test_pool_serves_tasks():
+    """With POOL_SIZE=2 a task takes a started container, gets its own
+    limits by an update (read from the host's cgroup), its VPL_LANG, and
+    the pool is refilled."""
+    time.sleep(3)
+    t = request({"vpl_evaluate.sh": "#!/bin/bash\ncat > vpl_execution <<'EOF'\n#!/bin/bash\n"
+                 "echo lang=$VPL_LANG; sleep 3\nEOF\nchmod +x vpl_execution\n"},
+                maxmemory=96 << 20, maxtime=30)
+    time.sleep(1.5)
+    log = J.read_log()
+    assert "from the pool" in log, "no task was served from the pool"
+    cid = task_container(t)
+    limit = cgroup_memory_limit(cid)
+    g = result(t)
+    assert limit == str(96 << 20), (cid, limit)
+    assert "lang=en_US.UTF-8" in g["execution"], g
+    deadline = time.time() + 20
+    while time.time() < deadline and len(containers()) < 2:
+        time.sleep(0.2)
+    assert len(containers()) >= 2, containers()
 
 
 def test_containerd_frozen_does_not_block_others():
@@ -317,15 +374,19 @@ def containers():
 
 
 def test_nothing_left_behind():
+    """After the worker stopped: it removed its pool and every task's
+    container on the way out."""
     deadline = time.time() + 30
-    while time.time() < deadline and (containers() or os.listdir(J.state_worker_dirs())):
+    while time.time() < deadline and (containers() or (os.path.exists(J.state_worker_dirs())
+                                                       and os.listdir(J.state_worker_dirs()))):
         time.sleep(0.2)
     assert not containers(), containers()
     snaps = subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"],
                             "snapshots", "ls"], capture_output=True, text=True).stdout
     active = [ln for ln in snaps.splitlines()[1:] if "Active" in ln]
     assert not active, snaps
-    assert not os.listdir(J.state_worker_dirs()), os.listdir(J.state_worker_dirs())
+    wdir = J.state_worker_dirs()
+    assert not os.path.exists(wdir) or not os.listdir(wdir), os.listdir(wdir)
     with open("/proc/self/mountinfo") as f:
         mi = f.read()
     assert "vplcell-" + ENV["CTR_NAMESPACE"] not in mi
@@ -342,14 +403,14 @@ def main():
         J = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
                  HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
                  DEFAULT_IMAGE="vplcell.local/minivpl:latest", WORKER_ID="w1",
-                 TASK_CPU_PERCENT=50, MAXTIME=60, LOGLEVEL=7)
+                 TASK_CPU_PERCENT=50, MAXTIME=60, LOGLEVEL=7, POOL_SIZE=2)
         J.state_worker_dirs = lambda: os.path.join(state, "w1")
         for name, fn in list(globals().items()):
             if name.startswith("test_") and callable(fn) and name != "test_nothing_left_behind":
                 S.run(fn)
-        S.run(test_nothing_left_behind)
         rc = J.stop()
         S.check(rc == 0, f"worker exits cleanly (rc={rc})")
+        S.run(test_nothing_left_behind)
         if S.failed:
             print(J.read_log()[-6000:])
             for lg in glob.glob(os.path.join(CTD_DIR, "*.log")):

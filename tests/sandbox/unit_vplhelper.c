@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +38,33 @@
 #define TIMEOUT_MS 5000
 
 static char helper[PATH_MAX];
+
+/*
+ * What a test started and has not cleaned up yet. A failed assertion leaves the test function
+ * at once (cmocka longjmps), so the per-test teardown kills the helpers still listed here and
+ * removes the temp dirs: otherwise a failing test would leave a helper running, holding the
+ * test runner's stderr open.
+ */
+static pid_t live_pids[16];
+static char live_dirs[4][64];
+
+static void track_pid(pid_t pid)
+{
+	for (size_t i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+		if (live_pids[i] == 0) {
+			live_pids[i] = pid;
+			return;
+		}
+	kill(pid, SIGKILL);
+	fail_msg("too many helpers alive at once");
+}
+
+static void untrack_pid(pid_t pid)
+{
+	for (size_t i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+		if (live_pids[i] == pid)
+			live_pids[i] = 0;
+}
 
 /* ---------------- temp dirs ---------------- */
 
@@ -59,6 +87,12 @@ static void tdir_make(struct tdir *t)
 	assert_int_equal(mkdir(t->wd, 0755), 0);
 	assert_int_equal(mkdir(t->out, 0755), 0);
 	assert_int_equal(mkfifo(t->fifo, 0600), 0);
+	for (size_t i = 0; i < sizeof live_dirs / sizeof live_dirs[0]; i++)
+		if (!live_dirs[i][0]) {
+			snprintf(live_dirs[i], sizeof live_dirs[i], "%s", t->base);
+			return;
+		}
+	fail_msg("too many temp dirs at once");
 }
 
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
@@ -69,9 +103,35 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 	return remove(p);
 }
 
+static void remove_tree(const char *base)
+{
+	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void tdir_remove(struct tdir *t)
 {
-	nftw(t->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(t->base);
+	for (size_t i = 0; i < sizeof live_dirs / sizeof live_dirs[0]; i++)
+		if (strcmp(live_dirs[i], t->base) == 0)
+			live_dirs[i][0] = '\0';
+}
+
+/* cmocka teardown of every test: see live_pids. */
+static int cleanup_leftovers(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+		if (live_pids[i] > 0) {
+			kill(live_pids[i], SIGKILL);
+			waitpid(live_pids[i], NULL, 0);
+			live_pids[i] = 0;
+		}
+	for (size_t i = 0; i < sizeof live_dirs / sizeof live_dirs[0]; i++)
+		if (live_dirs[i][0]) {
+			remove_tree(live_dirs[i]);
+			live_dirs[i][0] = '\0';
+		}
+	return 0;
 }
 
 /* Path of name inside dir, in a static rotating buffer (enough for one assertion line). */
@@ -163,6 +223,8 @@ struct run {
 /* In a forked child: becomes uid (when not 0), then execs the helper in cwd. */
 static void exec_helper_as(uid_t uid, const char *cwd, const char *io, char *const argv[], int out)
 {
+	/* If the test process dies (crash, timeout), its helpers die with it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (uid != 0 && (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0))
 		_exit(125);
 	if (dup2(out, STDOUT_FILENO) < 0 || chdir(cwd) < 0)
@@ -216,6 +278,7 @@ static void start_init_as(struct run *r, const struct tdir *t, uid_t uid)
 		char *argv[] = {helper, (char *)"init", NULL};
 		exec_helper_as(uid, t->wd, t->io, argv, p[1]);
 	}
+	track_pid(r->pid);
 	close(p[1]);
 	r->out = p[0];
 	char line[256];
@@ -264,17 +327,18 @@ static int wait_exit(pid_t pid, int ms)
 static void stop_init(struct run *r, int sig)
 {
 	int st;
-	assert_int_equal(waitpid(r->pid, &st, WNOHANG), 0);
+	if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+		untrack_pid(r->pid);
+		fail_msg("helper exited before the signal (status 0x%x)", st);
+	}
 	assert_int_equal(kill(r->pid, sig), 0);
 	st = wait_exit(r->pid, TIMEOUT_MS);
-	if (st == -1) {
-		kill(r->pid, SIGKILL);
-		waitpid(r->pid, NULL, 0);
-		fail_msg("helper did not exit on signal %d", sig);
-	}
+	if (st == -1)
+		fail_msg("helper did not exit on signal %d", sig); /* the teardown kills it */
+	untrack_pid(r->pid);
+	close(r->out);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
-	close(r->out);
 }
 
 /* Runs one init with stream, returns its second line (after "ready") in line, stops it. */
@@ -309,6 +373,7 @@ static int probe(const struct tdir *t, const char *const *names, char *out, size
 	assert_true(pid >= 0);
 	if (pid == 0)
 		exec_helper(t->wd, NULL, argv, p[1]);
+	track_pid(pid);
 	close(p[1]);
 	size_t len = 0;
 	for (ssize_t k; (k = read(p[0], out + len, sz - 1 - len)) > 0;)
@@ -316,7 +381,10 @@ static int probe(const struct tdir *t, const char *const *names, char *out, size
 	out[len] = '\0';
 	close(p[0]);
 	int st = wait_exit(pid, TIMEOUT_MS);
-	assert_true(st != -1 && WIFEXITED(st));
+	if (st == -1)
+		fail_msg("probe did not finish");
+	untrack_pid(pid);
+	assert_true(WIFEXITED(st));
 	return WEXITSTATUS(st);
 }
 
@@ -644,6 +712,7 @@ static void test_missing_fifo(void **state)
 		char *argv[] = {helper, (char *)"init", NULL};
 		exec_helper(t.wd, t.io, argv, p[1]);
 	}
+	track_pid(r.pid);
 	close(p[1]);
 	r.out = p[0];
 	char line[512];
@@ -707,10 +776,12 @@ static void test_init_not_reachable_by_same_uid(void **state)
 		execl("/bin/sleep", "sleep", "10", (char *)NULL);
 		_exit(1);
 	}
+	track_pid(plain);
 	usleep(50000);
 	int control = probe_proc_access(plain);
 	kill(plain, SIGKILL);
 	waitpid(plain, NULL, 0);
+	untrack_pid(plain);
 	assert_int_equal(control, 0);
 
 	struct run r;
@@ -852,9 +923,13 @@ static void test_pid1_reaps_and_exits(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(reap_scenario(&t));
+	track_pid(pid);
 	int st = wait_exit(pid, 3 * TIMEOUT_MS);
+	if (st == -1)
+		fail_msg("reaping scenario hung");
+	untrack_pid(pid);
 	tdir_remove(&t);
-	assert_true(st != -1 && WIFEXITED(st));
+	assert_true(WIFEXITED(st));
 	switch (WEXITSTATUS(st)) {
 	case REAP_OK:
 		return;
@@ -974,8 +1049,12 @@ static void test_usage(void **state)
 			execv(helper, argv);
 			_exit(127);
 		}
+		track_pid(pid);
 		int st = wait_exit(pid, TIMEOUT_MS);
-		assert_true(st != -1 && WIFEXITED(st));
+		if (st == -1)
+			fail_msg("helper did not exit");
+		untrack_pid(pid);
+		assert_true(WIFEXITED(st));
 		assert_int_equal(WEXITSTATUS(st), 2);
 	}
 }
@@ -1008,24 +1087,24 @@ int main(void)
 	/* The helper closes the FIFO on errors: our writes then fail with EPIPE, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_stage_files),
-	    cmocka_unit_test(test_stage_empty_stream),
-	    cmocka_unit_test(test_hostile_names),
-	    cmocka_unit_test(test_malformed_streams),
-	    cmocka_unit_test(test_too_many_files),
-	    cmocka_unit_test(test_symlink_leaf_not_followed),
-	    cmocka_unit_test(test_symlink_dir_not_followed),
-	    cmocka_unit_test(test_existing_not_replaced),
-	    cmocka_unit_test(test_error_stops_staging),
-	    cmocka_unit_test(test_partial_file_removed),
-	    cmocka_unit_test(test_termination_signals),
-	    cmocka_unit_test(test_missing_fifo),
-	    cmocka_unit_test(test_init_not_reachable_by_same_uid),
-	    cmocka_unit_test(test_pid1_reaps_and_exits),
-	    cmocka_unit_test(test_probe_reports),
-	    cmocka_unit_test(test_probe_deletes),
-	    cmocka_unit_test(test_probe_refuses),
-	    cmocka_unit_test(test_usage),
+	    cmocka_unit_test_teardown(test_stage_files, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_stage_empty_stream, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_hostile_names, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_malformed_streams, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_too_many_files, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_symlink_leaf_not_followed, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_symlink_dir_not_followed, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_existing_not_replaced, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_error_stops_staging, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_partial_file_removed, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_termination_signals, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_missing_fifo, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_init_not_reachable_by_same_uid, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_pid1_reaps_and_exits, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_probe_reports, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_probe_deletes, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_probe_refuses, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_usage, cleanup_leftovers),
 	};
 	return cmocka_run_group_tests_name("vplhelper", tests, NULL, NULL);
 }

@@ -777,7 +777,8 @@ static void test_dump_defaults(void **state)
 			   "WORKDIR_SIZE=268435456\n"
 			   "TMP_SIZE=67108864\n"
 			   "TASK_NETWORK=false\n"
-			   "WORKER_ID=\n";
+			   "WORKER_ID=\n"
+			   "POOL_SIZE=2\n";
 	assert_string_equal(b.data, want);
 	buf_free(&b);
 	jail_config_free(&c);
