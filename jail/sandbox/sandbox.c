@@ -66,6 +66,8 @@ struct run {
 	bool task_deleted, snapshot_removed, container_deleted, kill_sent, init_waiting;
 	bool ready_seen; /* the helper said "ready" before Start's reply came */
 	bool pooled;	 /* started ahead of time, waiting for a task */
+	bool updating;	 /* the task's limits are being set (pool take) */
+	bool staged;	 /* the helper has the files */
 	bool parked;	 /* pooled and ready: can be taken */
 	struct ctr_mounts *mounts;
 	int init_fd;
@@ -514,6 +516,9 @@ static void init_line(struct run *r, const char *line)
 		 * Without names, nothing in the container can open them. */
 		unlink_fifo(r, "files");
 		unlink_fifo(r, "ctl");
+		r->staged = true;
+		if (r->updating)
+			return; /* the limits first: on_updated moves on */
 		r->step = ST_COMPILE;
 		advance(r);
 	} else if (strncmp(line, "started ", 8) == 0) {
@@ -1086,6 +1091,8 @@ static void cleanup_next(struct run *r)
 	r->task = NULL;
 	r->step = ST_GONE;
 	log_debug("task %llu: container %s removed", r->task_id, r->id);
+	if (!r->pooled)
+		pool_fill(sb);
 }
 
 /* ------------------------------------------------------------ events */
@@ -1355,13 +1362,14 @@ static void pool_fill(struct sandbox *sb)
 static void on_updated(void *arg, const struct ctr_status *st, ProtobufCMessage *reply)
 {
 	struct run *r = arg;
+	r->updating = false;
 	if (callback_enter(r, true)) {
 		if (st->code != CTR_OK) {
 			run_log_fail(r, "limits update", st);
 			fail_run(r, "vpl-jail: could not set the task's limits");
-		} else {
-			r->step = ST_STAGING;
-			start_staging(r);
+		} else if (r->staged) {
+			r->step = ST_COMPILE;
+			advance(r);
 		}
 	}
 	callback_leave(r);
@@ -1399,14 +1407,21 @@ static int pool_take(struct run *r, struct task *t, struct err *err)
 	    CONTAINERD__SERVICES__TASKS__V1__UPDATE_TASK_REQUEST__INIT;
 	req.container_id = r->id;
 	req.resources = &any;
+	/* The update (a runc process) and the staging run side by side; the
+	 * compile script starts only when both are done. */
 	r->pending++;
 	r->seq_busy = true;
+	r->updating = true;
 	if (ctr_call(r->sb->client, "/containerd.services.tasks.v1.Tasks/Update", &req.base,
 		     &google__protobuf__empty__descriptor, CALL_MS, on_updated, r, err) < 0) {
 		r->pending--;
 		r->seq_busy = false;
+		r->updating = false;
 		fail_run(r, "vpl-jail: %s", err->msg);
+		return 0;
 	}
+	r->step = ST_STAGING;
+	start_staging(r);
 	return 0;
 }
 
@@ -1416,9 +1431,10 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 		if (p->parked && !p->aborting && !p->seq_busy) {
 			log_info("task %llu: container %s (from the pool) image %s",
 				 (unsigned long long)t->id, p->id, p->image);
-			int rc = pool_take(p, t, err);
-			pool_fill(sb);
-			return rc;
+			/* No refill here: creating a container costs a core for
+			 * ~0.1 s, which would slow this very task down; the pool
+			 * is refilled when a task's container is gone. */
+			return pool_take(p, t, err);
 		}
 	}
 	struct run *r = run_new(sb, t, err);
@@ -1428,7 +1444,6 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 	log_info("task %llu: container %s image %s", r->task_id, r->id, r->image);
 	advance(r);
 	maybe_free(r);
-	pool_fill(sb);
 	return 0;
 }
 
