@@ -37,8 +37,8 @@ enum rpc_format { RPC_FORMAT_JSON, RPC_FORMAT_XML };
 
 struct rpc_request {
 	enum rpc_format format;
-	char *method;   /* NUL-terminated, never NULL after a successful parse */
-	char *id;       /* JSON: the id as text (string ids verbatim, numbers in
+	char *method;	/* NUL-terminated, never NULL after a successful parse */
+	char *id;	/* JSON: the id as text (string ids verbatim, numbers in
 			   decimal); NULL for XML-RPC or when absent */
 	json_t *params; /* always a JSON object after a successful parse (the
 			   JSON "params" object, or the XML-RPC single struct
@@ -89,8 +89,7 @@ void rpc_request_free(struct rpc_request *req);
  * (Clarification: *out, *s, *len and *obj are only written when 1 is
  * returned.)
  */
-int rpc_get_int(const struct rpc_request *req, const char *name, long long *out,
-		struct err *err);
+int rpc_get_int(const struct rpc_request *req, const char *name, long long *out, struct err *err);
 int rpc_get_str(const struct rpc_request *req, const char *name, const char **s, size_t *len,
 		struct err *err);
 int rpc_get_map(const struct rpc_request *req, const char *name, json_t **obj, struct err *err);
@@ -107,7 +106,7 @@ struct rpc_member {
 	enum rpc_type type;
 	const char *s; /* RPC_T_STR: bytes, may be invalid UTF-8 (program output) */
 	size_t slen;
-	long long i;   /* RPC_T_INT */
+	long long i; /* RPC_T_INT */
 };
 
 /*
