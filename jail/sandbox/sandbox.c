@@ -64,11 +64,12 @@ struct run {
 	bool aborting;
 	bool container_created, snapshot_prepared, task_created, task_started, init_exited;
 	bool task_deleted, snapshot_removed, container_deleted, kill_sent, init_waiting;
-	bool ready_seen; /* the helper said "ready" before Start's reply came */
-	bool pooled;	 /* started ahead of time, waiting for a task */
-	bool updating;	 /* the task's limits are being set (pool take) */
-	bool staged;	 /* the helper has the files */
-	bool parked;	 /* pooled and ready: can be taken */
+	bool ready_seen;	     /* the helper said "ready" before Start's reply came */
+	struct ev_timer *kill_retry; /* a Kill that failed is tried again */
+	bool pooled;		     /* started ahead of time, waiting for a task */
+	bool updating;		     /* the task's limits are being set (pool take) */
+	bool staged;		     /* the helper has the files */
+	bool parked;		     /* pooled and ready: can be taken */
 	struct ctr_mounts *mounts;
 	int init_fd;
 	struct ev_watch *init_w;
@@ -175,6 +176,7 @@ static void maybe_free(struct run *r)
 			break;
 		}
 	sb->live--;
+	ev_timer_cancel(r->kill_retry);
 	buf_free(&r->probe);
 	free(r);
 }
@@ -646,11 +648,26 @@ static void kill_all(struct run *r)
 	}
 }
 
+static void retry_kill(void *arg)
+{
+	struct run *r = arg;
+	r->kill_retry = NULL;
+	if (!r->init_exited && r->step != ST_GONE && !r->sb->closing)
+		kill_all(r);
+}
+
 static void on_killed(void *arg, const struct ctr_status *st)
 {
 	struct run *r = arg;
-	if (st->code != CTR_OK && st->code != CTR_NOT_FOUND)
+	if (st->code != CTR_OK && st->code != CTR_NOT_FOUND) {
 		run_log_fail(r, "kill", st);
+		/* Until the kill lands, the container lives on (containerd
+		 * stalled, say): try again, or cleanup would wait forever. */
+		r->kill_sent = false;
+		struct err e;
+		if (!r->kill_retry && !r->sb->closing)
+			r->kill_retry = ev_timer_add(r->sb->ev, 1000, retry_kill, r, &e);
+	}
 	r->pending--;
 	callback_leave(r);
 }
@@ -1375,6 +1392,51 @@ static void on_updated(void *arg, const struct ctr_status *st, ProtobufCMessage 
 	callback_leave(r);
 }
 
+/* Writes one cgroup control file of ours; the container sees cgroupfs
+ * read-only in its own mount namespace, so these paths are not its. */
+static int cg_write(const char *path, long long v)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	char b[32];
+	int n = snprintf(b, sizeof b, "%lld", v);
+	ssize_t w = write(fd, b, (size_t)n);
+	close(fd);
+	return w == n ? 0 : -1;
+}
+
+/*
+ * Lowers a pooled container's memory and pids limits to its task's, by
+ * writing the cgroup files directly: microseconds, where Tasks.Update
+ * spawns runc (~15 ms on the task's path). cgroupsPath is /vplcell/<id>
+ * (oci_spec); v2 first, then the v1 hierarchies. Returns -1 when the files
+ * are not where expected, and the caller falls back to Tasks.Update.
+ */
+static int cgroup_set_limits(const char *id, long long mem, long long pids)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "/sys/fs/cgroup/vplcell/%s/memory.max", id);
+	if (access(p, F_OK) == 0) {
+		if (cg_write(p, mem) < 0)
+			return -1;
+		snprintf(p, sizeof p, "/sys/fs/cgroup/vplcell/%s/memory.swap.max", id);
+		if (access(p, F_OK) == 0 && cg_write(p, 0) < 0)
+			return -1;
+		snprintf(p, sizeof p, "/sys/fs/cgroup/vplcell/%s/pids.max", id);
+		return cg_write(p, pids);
+	}
+	/* v1: memory first, then memory+swap (which must stay >= memory). */
+	snprintf(p, sizeof p, "/sys/fs/cgroup/memory/vplcell/%s/memory.limit_in_bytes", id);
+	if (cg_write(p, mem) < 0)
+		return -1;
+	snprintf(p, sizeof p, "/sys/fs/cgroup/memory/vplcell/%s/memory.memsw.limit_in_bytes", id);
+	if (access(p, F_OK) == 0 && cg_write(p, mem) < 0)
+		return -1;
+	snprintf(p, sizeof p, "/sys/fs/cgroup/pids/vplcell/%s/pids.max", id);
+	return cg_write(p, pids);
+}
+
 /* Gives a parked pool container to task t: its environment, then its
  * memory and process limits (the container was made with the maxima). */
 static int pool_take(struct run *r, struct task *t, struct err *err)
@@ -1395,10 +1457,17 @@ static int pool_take(struct run *r, struct task *t, struct err *err)
 	int n = snprintf(cmd, sizeof cmd, "E VPL_LANG=%s\n", lang);
 	if (send_command(r, cmd, (size_t)n) < 0)
 		return 0; /* fail_run has ended the run and told the task */
+	/* +1: the helper is a process of the container too (oci_spec). */
+	long long pids = t->limits.maxprocesses + 1;
+	if (cgroup_set_limits(r->id, t->limits.maxmemory, pids) == 0) {
+		r->step = ST_STAGING;
+		start_staging(r);
+		return 0;
+	}
 	char res[256];
 	int rl = snprintf(res, sizeof res,
 			  "{\"memory\":{\"limit\":%lld,\"swap\":%lld},\"pids\":{\"limit\":%lld}}",
-			  t->limits.maxmemory, t->limits.maxmemory, t->limits.maxprocesses);
+			  t->limits.maxmemory, t->limits.maxmemory, pids);
 	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
 	any.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 	any.value.data = (uint8_t *)res;
@@ -1483,7 +1552,7 @@ void sandbox_free(struct sandbox *sb)
 	}
 	ev_timer_cancel(sb->sweep);
 	sb->sweep = NULL;
-	for (int i = 0; i < 300 && (sb->runs || sb->orphans); i++)
+	for (int i = 0; i < 150 && (sb->runs || sb->orphans); i++)
 		evloop_run_once(sb->ev, 100);
 	if (sb->runs)
 		log_warn("sandbox: %u containers still being removed at shutdown", sb->live);
@@ -1501,6 +1570,7 @@ void sandbox_free(struct sandbox *sb)
 			close(r->ctl_fd);
 		ev_timer_cancel(r->ph.limit);
 		ev_timer_cancel(r->ph.grace);
+		ev_timer_cancel(r->kill_retry);
 		ctr_mounts_free(r->mounts);
 		buf_free(&r->probe);
 		free(r);
