@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,6 +106,7 @@ struct sandbox {
 	struct ev_timer *sweep;
 	unsigned orphans; /* orphan removals in flight */
 	bool closing;	  /* the client is being freed: start no new call */
+	int lock_fd;	  /* STATE_DIR/<worker>.lock, flock'ed while we live */
 };
 
 static void advance(struct run *r);
@@ -1202,6 +1204,41 @@ static bool run_known(struct sandbox *sb, const char *id)
 	return false;
 }
 
+/*
+ * Whether the worker named owner is gone: its lock file in STATE_DIR exists
+ * and nobody holds its flock (a live worker holds it from start to exit). A
+ * worker without a lock file here is not ours to judge (another STATE_DIR,
+ * another host sharing nothing with us): its containers are left alone.
+ */
+static bool owner_gone(struct sandbox *sb, const char *owner)
+{
+	for (const char *p = owner; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-'))
+			return false;
+	if (!*owner || owner[0] == '.')
+		return false;
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof path, "%s/%s.lock", sb->cfg->state_dir, owner) >=
+	    (int)sizeof path)
+		return false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	bool gone = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd); /* releases the probe lock, if we got it */
+	return gone;
+}
+
+static const char *label_of(const Containerd__Services__Containers__V1__Container *c,
+			    const char *key)
+{
+	for (size_t i = 0; i < c->n_labels; i++)
+		if (c->labels[i]->key && strcmp(c->labels[i]->key, key) == 0)
+			return c->labels[i]->value;
+	return NULL;
+}
+
 static void on_listed(void *arg, const struct ctr_status *st, ProtobufCMessage *reply)
 {
 	struct sandbox *sb = arg;
@@ -1211,15 +1248,25 @@ static void on_listed(void *arg, const struct ctr_status *st, ProtobufCMessage *
 	    (const void *)reply;
 	for (size_t i = 0; i < lr->n_containers; i++) {
 		const char *id = lr->containers[i]->id;
-		if (!id || run_known(sb, id) || sb->orphans > 64)
+		const char *owner = label_of(lr->containers[i], "vplcell.worker");
+		if (!id || !owner || run_known(sb, id) || sb->orphans > 64)
 			continue;
+		bool mine = strcmp(owner, sb->worker) == 0;
+		if (!mine && !owner_gone(sb, owner))
+			continue; /* a live sibling's, or not ours to judge */
 		struct orphan *o = calloc(1, sizeof *o);
 		if (!o)
 			return;
 		o->sb = sb;
 		snprintf(o->id, sizeof o->id, "%s", id);
 		sb->orphans++;
-		log_warn("sandbox: container %s has no task here any more: removing it", id);
+		if (mine)
+			log_warn("sandbox: container %s has no task here any more: removing it",
+				 id);
+		else
+			log_warn("sandbox: container %s belongs to worker %s, which is gone: "
+				 "removing it",
+				 id, owner);
 		orphan_next(o, NULL);
 	}
 }
@@ -1233,7 +1280,8 @@ static void sweep(void *arg)
 	if (sb->orphans)
 		return; /* the previous round is still at work */
 	char filter[160];
-	snprintf(filter, sizeof filter, "labels.\"vplcell.worker\"==\"%s\"", sb->worker);
+	/* Ours, and any other worker's: owner_gone() decides. */
+	snprintf(filter, sizeof filter, "labels.\"vplcell.worker\"");
 	char *filters[] = {filter};
 	Containerd__Services__Containers__V1__ListContainersRequest req =
 	    CONTAINERD__SERVICES__CONTAINERS__V1__LIST_CONTAINERS_REQUEST__INIT;
@@ -1277,15 +1325,30 @@ struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, st
 		free(sb);
 		return NULL;
 	}
+	/* The liveness mark other workers test before they reap our
+	 * containers (owner_gone): held until this process ends. */
+	char lock[PATH_MAX];
+	snprintf(lock, sizeof lock, "%s/%s.lock", cfg->state_dir, sb->worker);
+	sb->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (sb->lock_fd < 0 || flock(sb->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		err_sys(err, errno, "WORKER_ID %s: %s (another worker with this name runs?)",
+			sb->worker, lock);
+		if (sb->lock_fd >= 0)
+			close(sb->lock_fd);
+		free(sb);
+		return NULL;
+	}
 	snprintf(sb->dir, sizeof sb->dir, "%s/%s", cfg->state_dir, sb->worker);
 	if (mkdir(sb->dir, 0755) < 0 && errno != EEXIST) {
 		err_sys(err, errno, "creating %s", sb->dir);
+		close(sb->lock_fd);
 		free(sb);
 		return NULL;
 	}
 	sb->client = ctr_client_new(cfg->containerd_socket, cfg->containerd_namespace, NULL, err);
 	if (!sb->client) {
 		rmdir(sb->dir);
+		close(sb->lock_fd);
 		free(sb);
 		return NULL;
 	}
@@ -1293,6 +1356,7 @@ struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, st
 	if (!sb->client_w) {
 		ctr_client_free(sb->client);
 		rmdir(sb->dir);
+		close(sb->lock_fd);
 		free(sb);
 		return NULL;
 	}
@@ -1583,5 +1647,6 @@ void sandbox_free(struct sandbox *sb)
 		free(e);
 	}
 	rmdir(sb->dir);
+	close(sb->lock_fd); /* we are gone: others may judge our leftovers */
 	free(sb);
 }

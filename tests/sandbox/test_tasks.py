@@ -347,23 +347,51 @@ def test_containerd_frozen_does_not_block_others():
     assert "Hello world" in g["execution"], g
 
 
-def test_orphan_of_this_worker_removed():
-    """A container with this worker's label that no task owns (what a call
-    lost in a containerd stall leaves behind) is removed by the sweeper;
-    another worker's container is left alone."""
+def test_orphans_removed_only_when_their_worker_is_gone():
+    """The sweeper removes a container with this worker's label that no task
+    owns (what a call lost in a containerd stall leaves behind), and one of a
+    worker that is gone (its lock file in STATE_DIR not held); it leaves a
+    live sibling's (lock held) and a worker's it cannot judge (no lock)."""
+    import fcntl
     base = ["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "containers", "create"]
     img = "vplcell.local/minivpl:latest"
-    subprocess.run(base + ["--label", "vplcell.worker=w1", img, "vplcell-w1-orphan"], check=True)
-    subprocess.run(base + ["--label", "vplcell.worker=w2", img, "vplcell-w2-alive"], check=True)
-    deadline = time.time() + 30
-    while time.time() < deadline and "vplcell-w1-orphan" in containers():
-        time.sleep(0.2)
-    left = containers()
-    subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "containers",
-                    "rm", "vplcell-w2-alive"], check=True)
-    assert "vplcell-w1-orphan" not in left, left
-    assert "vplcell-w2-alive" in left, left
-    assert "removed orphan container vplcell-w1-orphan" in J.read_log()
+    state = os.path.dirname(J.state_worker_dirs())
+    open(os.path.join(state, "w9.lock"), "w").close()  # a worker that crashed
+    live = open(os.path.join(state, "w3.lock"), "w")
+    fcntl.flock(live, fcntl.LOCK_EX)  # a live sibling
+    try:
+        for owner, cid in (("w1", "vplcell-w1-orphan"), ("w9", "vplcell-w9-left"),
+                           ("w3", "vplcell-w3-alive"), ("w2", "vplcell-w2-unknown")):
+            subprocess.run(base + ["--label", f"vplcell.worker={owner}", img, cid], check=True)
+        deadline = time.time() + 30
+        while time.time() < deadline and ({"vplcell-w1-orphan", "vplcell-w9-left"} &
+                                           set(containers())):
+            time.sleep(0.2)
+        left = containers()
+    finally:
+        for cid in ("vplcell-w3-alive", "vplcell-w2-unknown", "vplcell-w1-orphan",
+                    "vplcell-w9-left"):
+            subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"],
+                            "containers", "rm", cid], capture_output=True)
+        live.close()
+    assert "vplcell-w1-orphan" not in left and "vplcell-w9-left" not in left, left
+    assert "vplcell-w3-alive" in left and "vplcell-w2-unknown" in left, left
+    log = J.read_log()
+    assert "removed orphan container vplcell-w1-orphan" in log
+    assert "belongs to worker w9, which is gone" in log
+
+
+def test_second_worker_with_same_id_refused():
+    state = os.path.dirname(J.state_worker_dirs())
+    try:
+        other = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
+                     HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
+                     WORKER_ID="w1", POOL_SIZE=0)
+    except RuntimeError as e:
+        assert "WORKER_ID w1" in str(e) and "another worker" in str(e), str(e)
+        return
+    other.stop()
+    raise AssertionError("a second worker with the same WORKER_ID started")
 
 
 def r_available():
