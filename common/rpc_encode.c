@@ -14,45 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/*
- * Length (1..4) of the well-formed UTF-8 sequence starting at s, or 0 when
- * the byte at s does not start one. Well-formed as in RFC 3629: no overlong
- * forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
- */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t need;
-	unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xC2)
-		return 0;
-	if (c < 0xE0) {
-		need = 2;
-	} else if (c < 0xF0) {
-		need = 3;
-		if (c == 0xE0)
-			lo = 0xA0; /* overlong */
-		if (c == 0xED)
-			hi = 0x9F; /* surrogates */
-	} else if (c < 0xF5) {
-		need = 4;
-		if (c == 0xF0)
-			lo = 0x90; /* overlong */
-		if (c == 0xF4)
-			hi = 0x8F; /* above U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (n < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t k = 2; k < need; k++)
-		if ((s[k] & 0xC0) != 0x80)
-			return 0;
-	return need;
-}
+#include "utf8.h"
 
 /* Replacement for byte c inside a JSON string, or NULL to copy it as is. */
 static const char *json_byte_escape(unsigned char c, char tmp[8])

@@ -44,6 +44,7 @@
  * CRs). Each text node is freed as soon as it has been converted.
  */
 #include "rpc.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -89,38 +90,6 @@ static uint32_t marker_at(const unsigned char *p, size_t n)
 		return 0;
 	uint32_t cp = 0x10F000u | ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3Fu);
 	return cp >= MARK_BYTE && cp <= MARK_CR ? cp : 0;
-}
-
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629), 0 if none. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t need;
-	unsigned lo = 0x80, hi = 0xBF;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xC2)
-		return 0;
-	if (c < 0xE0) {
-		need = 2;
-	} else if (c < 0xF0) {
-		need = 3;
-		lo = c == 0xE0 ? 0xA0 : lo;
-		hi = c == 0xED ? 0x9F : hi;
-	} else if (c < 0xF5) {
-		need = 4;
-		lo = c == 0xF0 ? 0x90 : lo;
-		hi = c == 0xF4 ? 0x8F : hi;
-	} else {
-		return 0;
-	}
-	if (n < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t k = 2; k < need; k++)
-		if ((s[k] & 0xC0) != 0x80)
-			return 0;
-	return need;
 }
 
 static bool utf8_valid(const unsigned char *s, size_t n)
