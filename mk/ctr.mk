@@ -29,7 +29,7 @@ ifeq ($(origin CTR_GOSRC),undefined)
 # the candidate version apt knows (apt-cache is slow, so it is the last resort).
 CTR_PROTO_VER := $(subst :,_,$(shell dpkg-query -W -f='$${Version}' containerd 2>/dev/null))
 ifeq ($(CTR_PROTO_VER),)
-CTR_PROTO_VER := $(shell ls -1 $(CTR_PROTO_CACHE_ROOT) 2>/dev/null | grep -v '\.tmp$$' | sort -V | tail -n 1)
+CTR_PROTO_VER := $(shell ls -1 $(CTR_PROTO_CACHE_ROOT) 2>/dev/null | grep -v '\.tmp$$' | grep -- '-2$$' | sed 's/-2$$//' | sort -V | tail -n 1)
 endif
 ifeq ($(CTR_PROTO_VER),)
 CTR_PROTO_VER := $(subst :,_,$(shell apt-cache policy golang-github-containerd-containerd-dev \
@@ -38,7 +38,8 @@ endif
 ifeq ($(CTR_PROTO_VER),)
 CTR_PROTO_STAMP := ctr-no-proto-version
 else
-CTR_GOSRC       := $(CTR_PROTO_CACHE_ROOT)/$(CTR_PROTO_VER)
+# The -2 suffix names the set of protos kept; bump it when CTR_PROTOS gains a fetched file.
+CTR_GOSRC       := $(CTR_PROTO_CACHE_ROOT)/$(CTR_PROTO_VER)-2
 CTR_PROTO_STAMP := $(CTR_GOSRC)/.complete
 endif
 else
@@ -56,6 +57,7 @@ CTR_PROTOS := \
 	$(CTR_CTD)/api/services/content/v1/content.proto \
 	$(CTR_CTD)/api/services/snapshots/v1/snapshots.proto \
 	$(CTR_CTD)/api/services/leases/v1/leases.proto \
+	$(CTR_CTD)/api/services/diff/v1/diff.proto \
 	$(CTR_CTD)/api/services/events/v1/events.proto \
 	$(CTR_CTD)/api/events/task.proto \
 	$(CTR_CTD)/api/types/mount.proto \
@@ -80,7 +82,7 @@ CTR_GEN_OBJS  := $(CTR_PROTOS:%.proto=$(BUILD)/obj/gen/%.pb-c.o)
 CTR_SRCS      := $(wildcard jail/sandbox/*.c)
 CTR_OBJS      := $(CTR_SRCS:%.c=$(BUILD)/obj/%.o)
 CTR_TEST_OBJS := $(BUILD)/obj/tests/sandbox/ctr_smoke.o
-CTR_CFLAGS    := -I$(CTR_GEN) -Ijail/sandbox $(CTR_PKG_CFLAGS)
+CTR_CFLAGS    := -I$(CTR_GEN) -Ijail/sandbox -Ijail/images $(CTR_PKG_CFLAGS)
 
 .PHONY: ctr ctr-check-tools ctr-no-proto-version
 ctr: $(BUILD)/libctdproto.a $(BUILD)/libctr.a $(BUILD)/tests/ctr_smoke
@@ -95,7 +97,7 @@ ctr-no-proto-version:
 	@exit 1
 
 # Fetch the protos (light route). Version-keyed, so it runs once per containerd-dev version.
-$(CTR_PROTO_CACHE_ROOT)/%/.complete:
+$(CTR_PROTO_CACHE_ROOT)/%-2/.complete:
 	@echo "  FETCH   containerd protos $* -> $(@D)"
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cd "$$tmp"; \
 	  apt-get download -qq "golang-github-containerd-containerd-dev=$(subst _,:,$*)" \
@@ -134,7 +136,10 @@ $(CTR_OBJS) $(CTR_TEST_OBJS): | $(CTR_GEN)/.stamp
 $(BUILD)/libctr.a: $(CTR_OBJS)
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/tests/ctr_smoke: $(CTR_TEST_OBJS) $(BUILD)/libctr.a $(BUILD)/libctdproto.a \
-		$(BUILD)/obj/common/err.o
+# libctr and libimages call each other (the sandbox asks the puller for images, the puller
+# uses the client): linked as a group.
+$(BUILD)/tests/ctr_smoke: $(CTR_TEST_OBJS) $(BUILD)/libctr.a $(BUILD)/libimages.a \
+		$(BUILD)/libctdproto.a $(BUILD)/libjail.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CTR_PKG_LIBS) $(PKG_LIBS) $(EXTRA_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CTR_TEST_OBJS) -Wl,--start-group $(filter %.a,$^) \
+	  -Wl,--end-group $(IMG_PKG_LIBS) $(CTR_PKG_LIBS) $(PKG_LIBS) $(EXTRA_LIBS)

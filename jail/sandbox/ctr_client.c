@@ -447,11 +447,20 @@ int ctr_call_sync(struct ctr_client *c, const char *full_method, const ProtobufC
 		  const ProtobufCMessageDescriptor *reply_desc, int timeout_ms,
 		  struct ctr_status *st, ProtobufCMessage **reply, struct err *err)
 {
+	return ctr_call_sync_lease(c, c ? c->lease : NULL, full_method, req, reply_desc, timeout_ms,
+				   st, reply, err);
+}
+
+int ctr_call_sync_lease(struct ctr_client *c, const char *lease, const char *full_method,
+			const ProtobufCMessage *req, const ProtobufCMessageDescriptor *reply_desc,
+			int timeout_ms, struct ctr_status *st, ProtobufCMessage **reply,
+			struct err *err)
+{
 	if (reply)
 		*reply = NULL;
 	if (!c || !full_method || !req || !reply_desc || !st || timeout_ms == 0)
 		return err_set(err, EINVAL, "ctr_call_sync: invalid argument");
-	struct ctr_op *op = op_new(c, c->lease, reply_desc, err);
+	struct ctr_op *op = op_new(c, lease, reply_desc, err);
 	if (!op)
 		return -1;
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -488,6 +497,234 @@ void ctr_reply_free(ProtobufCMessage *reply)
 {
 	if (reply)
 		protobuf_c_message_free_unpacked(reply, NULL);
+}
+
+/* ---- blocking streams ---- */
+
+struct ctr_stream {
+	grpc_call *call;
+	grpc_completion_queue *cq;
+	struct call_md md;
+	char *method;
+	grpc_metadata_array init_md, trail_md;
+	grpc_status_code status;
+	grpc_slice details;
+	const char *error_string;
+	struct ctr_status st;
+	bool got_init_md, send_closed, ended;
+	int tag; /* address used as the (only) outstanding batch's tag */
+};
+
+int ctr_code_errno(int code)
+{
+	switch (code) {
+	case CTR_OK:
+		return 0;
+	case CTR_NOT_FOUND:
+		return ENOENT;
+	case CTR_ALREADY_EXISTS:
+		return EEXIST;
+	case CTR_DEADLINE_EXCEEDED:
+		return ETIMEDOUT;
+	case CTR_UNAVAILABLE:
+		return EAGAIN;
+	case CTR_CANCELLED:
+		return ECANCELED;
+	case CTR_RESOURCE_EXHAUSTED:
+		return ENOSPC;
+	case CTR_INVALID_ARGUMENT:
+	case CTR_FAILED_PRECONDITION:
+		return EINVAL;
+	default:
+		return EIO;
+	}
+}
+
+/* Runs one batch and waits for it. Returns whether grpc says it succeeded. */
+static bool stream_batch(struct ctr_stream *s, grpc_op *ops, size_t n)
+{
+	if (grpc_call_start_batch(s->call, ops, n, &s->tag, NULL) != GRPC_CALL_OK)
+		return false;
+	grpc_event ev =
+	    grpc_completion_queue_pluck(s->cq, &s->tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+/* Receives the final status (once) and turns a failure into err. Always returns -1 unless the
+ * status is OK, then 0. */
+static int stream_end(struct ctr_stream *s, struct err *err)
+{
+	if (!s->ended) {
+		grpc_op ops[2];
+		size_t n = 0;
+		memset(ops, 0, sizeof ops);
+		if (!s->send_closed) {
+			ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+			s->send_closed = true;
+		}
+		ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+		ops[n].data.recv_status_on_client.trailing_metadata = &s->trail_md;
+		ops[n].data.recv_status_on_client.status = &s->status;
+		ops[n].data.recv_status_on_client.status_details = &s->details;
+		ops[n].data.recv_status_on_client.error_string = &s->error_string;
+		n++;
+		if (!stream_batch(s, ops, n) && s->status == GRPC_STATUS_OK)
+			s->status = GRPC_STATUS_UNKNOWN;
+		fill_status(&s->st, s->status, s->details, s->error_string);
+		s->ended = true;
+	}
+	if (s->st.code == CTR_OK)
+		return 0;
+	return err_set(err, ctr_code_errno(s->st.code), "%s: %s: %s", s->method,
+		       ctr_code_name(s->st.code), s->st.details);
+}
+
+struct ctr_stream *ctr_stream_open(struct ctr_client *c, const char *lease, const char *full_method,
+				   int timeout_ms, struct err *err)
+{
+	if (!c || !full_method || timeout_ms <= 0) {
+		err_set(err, EINVAL, "ctr_stream_open: invalid argument");
+		return NULL;
+	}
+	struct ctr_stream *s = calloc(1, sizeof *s);
+	if (!s || !(s->method = strdup(full_method))) {
+		free(s);
+		err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	s->status = GRPC_STATUS_UNKNOWN;
+	s->details = grpc_empty_slice();
+	status_set(&s->st, CTR_UNKNOWN, "");
+	grpc_metadata_array_init(&s->init_md);
+	grpc_metadata_array_init(&s->trail_md);
+	md_init(&s->md, c->ns, lease);
+	s->cq = grpc_completion_queue_create_for_pluck(NULL);
+	if (!s->cq) {
+		err_set(err, ENOMEM, "grpc_completion_queue_create_for_pluck failed");
+		ctr_stream_close(s);
+		return NULL;
+	}
+	grpc_slice m = grpc_slice_from_copied_string(full_method);
+	s->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, m, NULL,
+					   deadline_ms(timeout_ms), NULL);
+	grpc_slice_unref(m);
+	if (!s->call) {
+		err_set(err, EIO, "grpc_channel_create_call(%s) failed", full_method);
+		ctr_stream_close(s);
+		return NULL;
+	}
+	grpc_op op;
+	memset(&op, 0, sizeof op);
+	op.op = GRPC_OP_SEND_INITIAL_METADATA;
+	op.data.send_initial_metadata.count = s->md.n;
+	op.data.send_initial_metadata.metadata = s->md.md;
+	if (!stream_batch(s, &op, 1)) {
+		stream_end(s, err);
+		if (s->st.code == CTR_OK)
+			err_set(err, EIO, "%s: cannot start the stream", full_method);
+		ctr_stream_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+int ctr_stream_send(struct ctr_stream *s, const ProtobufCMessage *msg, struct err *err)
+{
+	if (s->ended || s->send_closed)
+		return err_set(err, EPIPE, "%s: stream already closed", s->method);
+	grpc_byte_buffer *bb = pack_bb(msg, err);
+	if (!bb)
+		return -1;
+	grpc_op op;
+	memset(&op, 0, sizeof op);
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = bb;
+	bool ok = stream_batch(s, &op, 1);
+	grpc_byte_buffer_destroy(bb);
+	if (!ok) {
+		if (stream_end(s, err) == 0) /* the server ended with OK but took no more */
+			return err_set(err, EPIPE, "%s: the server closed the stream", s->method);
+		return -1;
+	}
+	return 0;
+}
+
+int ctr_stream_close_send(struct ctr_stream *s, struct err *err)
+{
+	if (s->send_closed || s->ended)
+		return 0;
+	grpc_op op;
+	memset(&op, 0, sizeof op);
+	op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	s->send_closed = true;
+	if (!stream_batch(s, &op, 1))
+		return stream_end(s, err) == 0 ? 0 : -1;
+	return 0;
+}
+
+int ctr_stream_recv(struct ctr_stream *s, const ProtobufCMessageDescriptor *desc,
+		    ProtobufCMessage **msg, struct err *err)
+{
+	*msg = NULL;
+	if (s->ended)
+		return stream_end(s, err) == 0 ? 0 : -1;
+	grpc_byte_buffer *bb = NULL;
+	grpc_op ops[2];
+	size_t n = 0;
+	memset(ops, 0, sizeof ops);
+	if (!s->got_init_md) {
+		ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+		ops[n].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
+		n++;
+		s->got_init_md = true;
+	}
+	ops[n].op = GRPC_OP_RECV_MESSAGE;
+	ops[n].data.recv_message.recv_message = &bb;
+	n++;
+	bool ok = stream_batch(s, ops, n);
+	if (!ok || !bb) { /* end of stream (or broken): the status says which */
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
+		return stream_end(s, err) == 0 ? 0 : -1;
+	}
+	*msg = unpack_bb(&bb, desc);
+	if (!*msg)
+		return err_set(err, EBADMSG, "%s: cannot decode a message", s->method);
+	return 1;
+}
+
+const struct ctr_status *ctr_stream_status(const struct ctr_stream *s)
+{
+	return &s->st;
+}
+
+void ctr_stream_close(struct ctr_stream *s)
+{
+	if (!s)
+		return;
+	if (s->call) {
+		if (!s->ended) {
+			grpc_call_cancel(s->call, NULL);
+			stream_end(s, NULL);
+		}
+		grpc_call_unref(s->call);
+	}
+	if (s->cq) {
+		grpc_completion_queue_shutdown(s->cq);
+		while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
+						   NULL)
+			   .type != GRPC_QUEUE_SHUTDOWN)
+			;
+		grpc_completion_queue_destroy(s->cq);
+	}
+	md_free(&s->md);
+	grpc_metadata_array_destroy(&s->init_md);
+	grpc_metadata_array_destroy(&s->trail_md);
+	grpc_slice_unref(s->details);
+	if (s->error_string)
+		gpr_free((void *)s->error_string);
+	free(s->method);
+	free(s);
 }
 
 /* ---- subscriptions ---- */

@@ -118,7 +118,41 @@ int ctr_call_sync(struct ctr_client *c, const char *full_method, const ProtobufC
 		  const ProtobufCMessageDescriptor *reply_desc, int timeout_ms,
 		  struct ctr_status *st, ProtobufCMessage **reply, struct err *err);
 
+/* ctr_call_sync with an explicit lease (NULL or "" = none). Same rules. */
+int ctr_call_sync_lease(struct ctr_client *c, const char *lease, const char *full_method,
+			const ProtobufCMessage *req, const ProtobufCMessageDescriptor *reply_desc,
+			int timeout_ms, struct ctr_status *st, ProtobufCMessage **reply,
+			struct err *err);
+
 void ctr_reply_free(ProtobufCMessage *reply);
+
+/* ---- BLOCKING streams (Content/Write, Content/Read), for worker threads and tools only ----
+ * Like ctr_call_sync(): never on the event loop thread; each stream has its own completion queue,
+ * so several threads may stream at once on one client. A stream is used by one thread.
+ * Any failure (send, receive, or a non-OK final status) makes the function return -1 with err
+ * filled ("<method>: <CODE>: <details>") and err->code set to the matching errno-like value
+ * (ENOENT for NOT_FOUND, EEXIST for ALREADY_EXISTS, ETIMEDOUT, EAGAIN for UNAVAILABLE, EIO else);
+ * the grpc status stays readable with ctr_stream_status(). The stream must still be closed. */
+struct ctr_stream;
+
+/* Opens a client- or bidirectional-streaming call; lease NULL or "" = none; timeout_ms > 0 is
+ * the deadline of the whole stream. */
+struct ctr_stream *ctr_stream_open(struct ctr_client *c, const char *lease, const char *full_method,
+				   int timeout_ms, struct err *err);
+int ctr_stream_send(struct ctr_stream *s, const ProtobufCMessage *msg, struct err *err);
+/* Sends half-close (no more messages from us). Idempotent. */
+int ctr_stream_close_send(struct ctr_stream *s, struct err *err);
+/* 1 = *msg decoded (caller frees with ctr_reply_free), 0 = the server ended the stream with OK,
+ * -1 = error (including a non-OK end). */
+int ctr_stream_recv(struct ctr_stream *s, const ProtobufCMessageDescriptor *desc,
+		    ProtobufCMessage **msg, struct err *err);
+/* The final grpc status once known (code CTR_UNKNOWN with empty details before). */
+const struct ctr_status *ctr_stream_status(const struct ctr_stream *s);
+/* Cancels the call if it has not ended and frees everything. NULL is a no-op. */
+void ctr_stream_close(struct ctr_stream *s);
+
+/* Maps a grpc code to the errno-like value used above. */
+int ctr_code_errno(int code);
 
 /* ---- Events (server-streaming /containerd.services.events.v1.Events/Subscribe) ---- */
 
