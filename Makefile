@@ -50,10 +50,11 @@ $(BUILD)/libcommon.a: $(COMMON_OBJS)
 $(BUILD)/libjail.a: $(JAIL_OBJS)
 	@rm -f $@; ar rcs $@ $^
 
-# The worker links the sandbox (containerd client): see mk/ctr.mk.
-$(BUILD)/vpl-jail: $(BUILD)/obj/jail/main.o $(BUILD)/libctr.a $(BUILD)/libctdproto.a \
-		$(BUILD)/libjail.a $(BUILD)/libcommon.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CTR_PKG_LIBS) $(EXTRA_LIBS)
+# The worker links the sandbox (containerd client, mk/ctr.mk) and image handling (mk/images.mk).
+$(BUILD)/vpl-jail: $(BUILD)/obj/jail/main.o $(BUILD)/libimages.a $(BUILD)/libctr.a \
+		$(BUILD)/libctdproto.a $(BUILD)/libjail.a $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/jail/main.o -Wl,--start-group $(filter %.a,$^) \
+	  -Wl,--end-group $(IMG_PKG_LIBS) $(PKG_LIBS) $(CTR_PKG_LIBS) $(EXTRA_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libjail.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)

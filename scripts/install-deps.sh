@@ -7,7 +7,8 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format
 libwebsockets-dev libjansson-dev libxml2-dev libssl-dev libcmocka-dev
 openssl curl python3 iproute2 procps
 protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libgrpc-dev
-containerd runc busybox-static"
+containerd runc busybox-static
+libcurl4-openssl-dev libarchive-dev docker-registry apache2-utils skopeo umoci"
 
 missing=""
 for p in $PKGS; do

@@ -57,11 +57,18 @@ suites() { # build dir
 	for t in tests/sandbox/test_*.sh tests/sandbox/test_*.py; do
 		[ -x "$t" ] && run "$b sandbox $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
+	for t in tests/images/test_*.sh tests/images/test_*.py; do
+		# Image builds do not involve our binaries: one pass is enough.
+		case "$t" in *_build.sh) [ "$b" = "$first" ] || continue ;; esac
+		[ -x "$t" ] && run "$b images $(basename "$t")" env VPL_BUILD="$b" "$t"
+	done
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+first=build
+[ "$mode" = "--asan-only" ] && first=build-asan
 if [ "$mode" != "--asan-only" ]; then
 	suites build
 fi
