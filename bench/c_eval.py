@@ -122,6 +122,7 @@ def main():
         sh(f"ctr -a {env['CTR_SOCKET']} -n {env['CTR_NAMESPACE']} images import {tar}")
         state = tempfile.mkdtemp(prefix="vplbench-state-")
         j = Jail(CONTAINERD_SOCKET=env["CTR_SOCKET"], CONTAINERD_NAMESPACE=env["CTR_NAMESPACE"],
+                 DEFAULT_IMAGE="vplcell.local/minivpl:latest",
                  HELPER_PATH=os.path.join(ROOT, os.environ.get("VPL_BUILD", "build"),
                                           "vplhelper"),
                  STATE_DIR=state, LOGLEVEL=4, MAX_TASKS=64, TASK_CPU_PERCENT=200,

@@ -38,6 +38,7 @@ def main():
         tar = sh(f"{ROOT}/images/minivpl/build.sh").stdout.strip().splitlines()[-1]
         sh(f"ctr -a {env['CTR_SOCKET']} -n {env['CTR_NAMESPACE']} images import {tar}")
         j = Jail(CONTAINERD_SOCKET=env["CTR_SOCKET"], CONTAINERD_NAMESPACE=env["CTR_NAMESPACE"],
+                 DEFAULT_IMAGE="vplcell.local/minivpl:latest",
                  HELPER_PATH=os.path.join(ROOT, "build", "vplhelper"),
                  STATE_DIR=tempfile.mkdtemp(prefix="vplbench-state-"), LOGLEVEL=4,
                  MAX_TASKS=N + 10, MAXTIME=600)

@@ -23,7 +23,8 @@ extern char **environ;
 #define DEFAULT_CTRD   "/run/containerd/containerd.sock"
 #define DEFAULT_NS     "vplcell"
 #define DEFAULT_RT     "runc"
-#define DEFAULT_IMAGE  "vplcell.local/minivpl:latest"
+#define DEFAULT_IMAGE  "minivpl"
+#define DEFAULT_REG    "127.0.0.1:5000"
 #define DEFAULT_HELPER "/usr/libexec/vplcell/vplhelper"
 #define DEFAULT_STATE  "/run/vplcell"
 #define MiB	       (1024LL * 1024)
@@ -91,6 +92,15 @@ static const struct key keys[] = {
     {"TASK_NETWORK", T_BOOL, F(task_network), 0, 1, NULL, false},
     {"WORKER_ID", T_OPTSTR, F(worker_id), 0, 0, NULL, false},
     {"POOL_SIZE", T_INT, F(pool_size), 0, 64, NULL, false},
+    {"LOCAL_REGISTRY", T_STR, F(local_registry), 0, 0, DEFAULT_REG, false},
+    {"UPSTREAM_REGISTRY", T_OPTSTR, F(upstream_registry), 0, 0, NULL, false},
+    {"ALLOWED_IMAGES", T_OPTSTR, F(allowed_images), 0, 0, NULL, false},
+    {"MAX_IMAGE_SIZE", T_SIZE, F(max_image_size), 1 * MiB, LLONG_MAX, NULL, false},
+    {"FORCEPULL_TTL", T_INT, F(forcepull_ttl), 0, 86400, NULL, false},
+    {"REGISTRY_AUTH_FILE", T_OPTSTR, F(registry_auth_file), 0, 0, NULL, true},
+    {"REGISTRY_PLAIN_HTTP", T_OPTSTR, F(registry_plain_http), 0, 0, NULL, false},
+    {"REGISTRY_CA_FILE", T_OPTSTR, F(registry_ca_file), 0, 0, NULL, true},
+    {"PULL_THREADS", T_INT, F(pull_threads), 1, 16, NULL, false},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -266,6 +276,15 @@ void jail_config_defaults(struct jail_config *c)
 	c->task_network = 0;
 	c->worker_id = NULL;
 	c->pool_size = 2;
+	c->local_registry = strdup(DEFAULT_REG);
+	c->upstream_registry = NULL;
+	c->allowed_images = NULL;
+	c->max_image_size = 4096 * MiB;
+	c->forcepull_ttl = 300;
+	c->registry_auth_file = NULL;
+	c->registry_plain_http = NULL;
+	c->registry_ca_file = NULL;
+	c->pull_threads = 2;
 }
 
 void jail_config_free(struct jail_config *c)
@@ -391,7 +410,7 @@ int jail_config_load(struct jail_config *c, const char *path, struct err *err)
 	const char *where = path ? path : "configuration";
 	if (!c->urlpath || !c->ssl_cert_file || !c->ssl_key_file || !c->envpath || !c->drain_file ||
 	    !c->containerd_socket || !c->containerd_namespace || !c->runtime || !c->default_image ||
-	    !c->helper_path || !c->state_dir) {
+	    !c->helper_path || !c->state_dir || !c->local_registry) {
 		err_sys(err, ENOMEM, "%s: allocating the defaults", where);
 		goto fail;
 	}

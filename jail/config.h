@@ -90,7 +90,7 @@ struct jail_config {
 	char *containerd_socket;    /* CONTAINERD_SOCKET; NULL = no sandbox */
 	char *containerd_namespace; /* CONTAINERD_NAMESPACE; "vplcell" */
 	char *runtime;		    /* RUNTIME: runc binary name; "runc" */
-	char *default_image;	    /* DEFAULT_IMAGE; "vplcell.local/minivpl:latest" */
+	char *default_image;	    /* DEFAULT_IMAGE; "minivpl" (in LOCAL_REGISTRY) */
 	char *helper_path;	    /* HELPER_PATH, absolute; /usr/libexec/vplcell/vplhelper */
 	char *state_dir;	    /* STATE_DIR, absolute: per-task FIFOs; /run/vplcell */
 	int prisoner_uid;	    /* PRISONER_UID (= gid) tasks run as; 10001 */
@@ -100,6 +100,18 @@ struct jail_config {
 	int task_network;	    /* TASK_NETWORK bool: tasks get the host's network; 0 */
 	char *worker_id;	    /* WORKER_ID: owner label; NULL = <hostname>-<pid> */
 	int pool_size;		    /* POOL_SIZE: started containers kept ready; 2 */
+
+	/* Images (docs/images.md). */
+	char *local_registry;	  /* LOCAL_REGISTRY host[:port]; "127.0.0.1:5000" */
+	char *upstream_registry;  /* UPSTREAM_REGISTRY; NULL = no upstream pulls */
+	char *allowed_images;	  /* ALLOWED_IMAGES patterns; NULL = local registry only */
+	long long max_image_size; /* MAX_IMAGE_SIZE (sum of blobs); 4 GiB */
+	int forcepull_ttl;	  /* FORCEPULL_TTL seconds; 300 */
+	char *registry_auth_file; /* REGISTRY_AUTH_FILE "host user password" lines; NULL */
+	char *
+	    registry_plain_http; /* REGISTRY_PLAIN_HTTP hosts over http; NULL = local if loopback */
+	char *registry_ca_file;	 /* REGISTRY_CA_FILE; NULL = system CAs */
+	int pull_threads;	 /* PULL_THREADS 1..16; 2 */
 };
 
 void jail_config_defaults(struct jail_config *c);

@@ -4,12 +4,14 @@
  *   vpl-jail [-f FILE]      run in the foreground (default /etc/vplcell/vpl-jail.conf)
  *   vpl-jail -t [-f FILE]   check the configuration, print the effective values, exit
  *   vpl-jail --version
+ *   vpl-jail [-f FILE] image list|pull|import|rm ...   (images/image_cli.h)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "images/image_cli.h"
 #include "http_reply.h"
 #include "jail.h"
 #include "log.h"
@@ -26,6 +28,7 @@ static int start_task(void *sandbox, struct task *t, struct err *err)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vpl-jail [-f CONFIG] [-t] [--version]\n"
+		   "       vpl-jail [-f CONFIG] image list|pull NAME|import FILE [NAME]|rm NAME\n"
 		   "  -f CONFIG   configuration file (default " DEFAULT_CONFIG ")\n"
 		   "  -t          check the configuration, print effective values, exit\n");
 }
@@ -34,11 +37,14 @@ int main(int argc, char **argv)
 {
 	const char *path = DEFAULT_CONFIG;
 	int test_only = 0;
-	for (int i = 1; i < argc; i++) {
+	int image_argi = 0;
+	for (int i = 1; i < argc && !image_argi; i++) {
 		if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) {
 			path = argv[++i];
 		} else if (strcmp(argv[i], "-t") == 0) {
 			test_only = 1;
+		} else if (strcmp(argv[i], "image") == 0) {
+			image_argi = i + 1;
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("vpl-jail (vplcell) protocol %s\n", VPL_SERVER_HEADER);
 			return 0;
@@ -60,6 +66,12 @@ int main(int argc, char **argv)
 		log_err("configuration: %s", e.msg);
 		jail_config_free(&j.cfg);
 		return 1;
+	}
+	if (image_argi) {
+		log_open("vpl-jail", 0, LOG_LVL_WARN);
+		int rc = image_cli(&j.cfg, argc - image_argi, argv + image_argi);
+		jail_config_free(&j.cfg);
+		return rc;
 	}
 	if (test_only) {
 		struct buf b;

@@ -195,6 +195,21 @@ const struct task_file *taskfiles_find(const struct task_files *f, const char *n
 	return NULL;
 }
 
+bool taskfiles_remove(struct task_files *f, const char *name)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		if (strcmp(f->v[i].name, name) != 0)
+			continue;
+		f->total_bytes -= f->v[i].len;
+		free(f->v[i].name);
+		free(f->v[i].owned_data);
+		memmove(&f->v[i], &f->v[i + 1], (f->n - i - 1) * sizeof f->v[i]);
+		f->n--;
+		return true;
+	}
+	return false;
+}
+
 void taskfiles_free(struct task_files *f)
 {
 	for (size_t i = 0; i < f->n; i++) {

@@ -43,6 +43,8 @@ struct task_files {
 /* Errors carry the 400 detail: "Incorrect file name", "Bad file content ...". */
 int taskfiles_from_request(const struct rpc_request *req, struct task_files *out, struct err *err);
 const struct task_file *taskfiles_find(const struct task_files *f, const char *name);
+/* Drops the file NAME (not staged at all); returns whether it was there. */
+bool taskfiles_remove(struct task_files *f, const char *name);
 void taskfiles_free(struct task_files *f);
 
 #endif

@@ -18,8 +18,12 @@
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
+#include "imageref.h"
 #include "log.h"
 #include "oci_spec.h"
+#include "puller.h"
+#include "registry.h"
+#include "vplbdx.h"
 
 #define CALL_MS	      10000 /* deadline of an ordinary containerd call */
 #define CREATE_MS     30000 /* task create spawns a shim and runc: slower */
@@ -57,8 +61,11 @@ struct run {
 	unsigned long long task_id;
 	char id[128];
 	char dir[PATH_MAX];
-	char image[256];
+	char image[320]; /* containerd name of the task's image */
 	char chain[160];
+	struct image_source src; /* where a pull gets it */
+	bool force;		 /* FORCEPULL asked and due */
+	struct pull_wait *pw;	 /* a pull this run waits for */
 	enum step step;
 	int pending;   /* containerd calls whose callbacks are still due */
 	bool seq_busy; /* a call of the sequential chain is in flight */
@@ -100,6 +107,9 @@ struct sandbox {
 	char worker[64];
 	char dir[PATH_MAX];
 	struct image_entry *images;
+	struct puller *puller;
+	char default_name[320]; /* DEFAULT_IMAGE as containerd names it */
+	struct image_source default_src;
 	struct run *runs;
 	unsigned live;
 	unsigned long long seq;
@@ -241,6 +251,15 @@ static const char *image_cached(struct sandbox *sb, const char *name)
 
 static void image_remember(struct sandbox *sb, const char *name, const char *chain)
 {
+	for (struct image_entry *o = sb->images; o; o = o->next)
+		if (strcmp(o->name, name) == 0) { /* re-resolved (FORCEPULL): the new chain wins */
+			char *c = strdup(chain);
+			if (c) {
+				free(o->chain);
+				o->chain = c;
+			}
+			return;
+		}
 	struct image_entry *e = calloc(1, sizeof *e);
 	if (!e)
 		return;
@@ -256,11 +275,40 @@ static void image_remember(struct sandbox *sb, const char *name, const char *cha
 	sb->images = e;
 }
 
+static void on_pulled(void *arg, const char *chain, const char *msg)
+{
+	struct run *r = arg;
+	r->pw = NULL;
+	if (!chain) {
+		fail_run(r, "vpl-jail: the image %s cannot be used: %s", r->image, msg);
+	} else {
+		snprintf(r->chain, sizeof r->chain, "%s", chain);
+		image_remember(r->sb, r->image, chain);
+		r->step = ST_SETUP;
+		advance(r);
+	}
+	maybe_free(r);
+}
+
+/* Hands the image to the puller (not a containerd call: the run is not busy meanwhile, and
+ * an abort just cancels the wait). */
+static void pull_image(struct run *r)
+{
+	struct err e;
+	log_info("task %llu: getting image %s%s", r->task_id, r->image,
+		 r->force ? " (FORCEPULL)" : "");
+	r->pw = puller_ensure(r->sb->puller, &r->src, r->image, r->force, on_pulled, r, &e);
+	if (!r->pw)
+		fail_run(r, "vpl-jail: %s", e.msg);
+}
+
 static void on_chain(void *arg, const struct ctr_status *st, const char *value)
 {
 	struct run *r = arg;
 	if (callback_enter(r, true)) {
-		if (st->code != CTR_OK || !value) {
+		if (st->code == CTR_NOT_FOUND && r->sb->puller && r->src.local.host[0]) {
+			pull_image(r);
+		} else if (st->code != CTR_OK || !value) {
 			fail_run(r, "vpl-jail: the image %s is not available on this server (%s)",
 				 r->image, st->code == CTR_NOT_FOUND ? "not found" : st->details);
 		} else {
@@ -943,6 +991,10 @@ static void advance(struct run *r)
 	}
 	switch (r->step) {
 	case ST_IMAGE: {
+		if (r->force && sb->puller) {
+			pull_image(r);
+			return;
+		}
 		const char *chain = image_cached(sb, r->image);
 		if (chain) {
 			snprintf(r->chain, sizeof r->chain, "%s", chain);
@@ -1065,6 +1117,8 @@ static void cleanup_next(struct run *r)
 	r->step = ST_CLEANUP;
 	r->aborting = true;
 	struct sandbox *sb = r->sb;
+	puller_cancel(r->pw);
+	r->pw = NULL;
 	struct err e;
 	close_watch(&r->files_w, &r->files_fd);
 	close_watch(&r->init_w, &r->init_fd);
@@ -1295,6 +1349,41 @@ static void sweep(void *arg)
 
 /* ------------------------------------------------------------ public */
 
+/* DEFAULT_IMAGE's containerd name, and the puller (registries: docs/images.md). */
+static int sandbox_images_init(struct sandbox *sb, const struct jail_config *cfg, struct err *err)
+{
+	struct image_source *d = &sb->default_src;
+	memset(d, 0, sizeof *d);
+	if (image_ref_parse(cfg->default_image, cfg->local_registry, &d->local, err) < 0)
+		return err_wrap(err, "DEFAULT_IMAGE");
+	if (image_ref_format(&d->local, sb->default_name, sizeof sb->default_name) < 0)
+		return err_set(err, ENAMETOOLONG, "DEFAULT_IMAGE too long");
+	/* The local registry is spoken to over plain http only on loopback, unless told. */
+	const char *plain = cfg->registry_plain_http;
+	const char *lr = cfg->local_registry;
+	bool loop = strncmp(lr, "127.", 4) == 0 || strncmp(lr, "localhost", 9) == 0 ||
+		    strncmp(lr, "[::1]", 5) == 0;
+	char key[96];
+	snprintf(key, sizeof key, "vplcell-%s", sb->worker);
+	struct puller_config pc = {
+	    .local_registry = lr,
+	    .plain_http = plain	 ? plain
+			  : loop ? lr
+				 : "",
+	    .auth_file = cfg->registry_auth_file,
+	    .ca_file = cfg->registry_ca_file,
+	    .snapshotter = CTR_SNAPSHOTTER_DEFAULT,
+	    .key_prefix = key,
+	    .max_image_size = cfg->max_image_size,
+	    .forcepull_ttl_s = cfg->forcepull_ttl,
+	    .threads = cfg->pull_threads,
+	};
+	sb->puller = puller_new(&pc, sb->client, sb->ev, err);
+	if (!sb->puller)
+		return err_wrap(err, "image puller");
+	return 0;
+}
+
 struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, struct err *err)
 {
 	if (access(cfg->helper_path, X_OK) < 0) {
@@ -1368,6 +1457,15 @@ struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, st
 	if (!sb->sub)
 		log_warn("containerd events: %s (out-of-memory will be reported as a kill)",
 			 err ? err->msg : "?");
+	if (sandbox_images_init(sb, cfg, err) < 0) {
+		ctr_unsubscribe(sb->sub);
+		ev_unwatch(sb->client_w);
+		ctr_client_free(sb->client);
+		rmdir(sb->dir);
+		close(sb->lock_fd);
+		free(sb);
+		return NULL;
+	}
 	sweep(sb); /* also removes what a previous worker of this WORKER_ID left */
 	log_info("sandbox: containerd %s namespace %s runtime %s worker %s", cfg->containerd_socket,
 		 cfg->containerd_namespace, cfg->runtime, sb->worker);
@@ -1395,7 +1493,8 @@ static struct run *run_new(struct sandbox *sb, struct task *t, struct err *err)
 		err_set(err, ENAMETOOLONG, "STATE_DIR or WORKER_ID too long");
 		return NULL;
 	}
-	snprintf(r->image, sizeof r->image, "%s", sb->cfg->default_image);
+	snprintf(r->image, sizeof r->image, "%s", sb->default_name);
+	r->src = sb->default_src;
 	buf_init(&r->probe, PROBE_MAX);
 	if (mkdir(r->dir, 0755) < 0) {
 		err_sys(err, errno, "creating %s", r->dir);
@@ -1558,9 +1657,57 @@ static int pool_take(struct run *r, struct task *t, struct err *err)
 	return 0;
 }
 
+/* The task's image: DOCKER= of its vplbdx.cfg (taken out of the files: it is
+ * not for the student's eyes), else DEFAULT_IMAGE. Returns -1 with a message
+ * for the teacher when the file or the name is not acceptable. */
+static int choose_image(struct sandbox *sb, struct task *t, char *name, size_t namesz,
+			struct image_source *src, bool *force, struct err *err)
+{
+	snprintf(name, namesz, "%s", sb->default_name);
+	*src = sb->default_src;
+	*force = false;
+	const struct task_file *f = taskfiles_find(&t->files, "vplbdx.cfg");
+	if (!f)
+		return 0;
+	struct vplbdx_cfg vc;
+	int rc = vplbdx_parse(f->data, f->len, &vc, err);
+	taskfiles_remove(&t->files, "vplbdx.cfg");
+	if (rc < 0)
+		return err_wrap(err, "vplbdx.cfg");
+	if (vc.user[0])
+		return err_set(err, ENOTSUP,
+			       "vplbdx.cfg: USER=%s: this server runs every task as its own "
+			       "unprivileged user (uid %d); remove the USER line",
+			       vc.user, sb->cfg->prisoner_uid);
+	if (vc.docker[0]) {
+		const char *allowed = sb->cfg->allowed_images;
+		if (image_source_resolve(vc.docker, sb->cfg->local_registry,
+					 sb->cfg->upstream_registry, allowed && *allowed, src,
+					 err) < 0)
+			return err_wrap(err, "vplbdx.cfg: DOCKER=%s", vc.docker);
+		if (allowed && *allowed && !image_allowed(allowed, vc.docker, &src->local))
+			return err_set(err, EPERM,
+				       "vplbdx.cfg: DOCKER=%s: this image is not allowed on this "
+				       "server (ALLOWED_IMAGES)",
+				       vc.docker);
+		if (image_ref_format(&src->local, name, namesz) < 0)
+			return err_set(err, ENAMETOOLONG, "vplbdx.cfg: DOCKER=%s: name too long",
+				       vc.docker);
+	}
+	*force = vc.forcepull && sb->puller && puller_force_due(sb->puller, name);
+	return 0;
+}
+
 int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 {
-	for (struct run *p = sb->runs; p; p = p->next) {
+	char name[320];
+	struct image_source src;
+	bool force;
+	struct err ie;
+	err_clear(&ie);
+	int chosen = choose_image(sb, t, name, sizeof name, &src, &force, &ie);
+	bool is_default = chosen == 0 && !force && strcmp(name, sb->default_name) == 0;
+	for (struct run *p = sb->runs; is_default && p; p = p->next) {
 		if (p->parked && !p->aborting && !p->seq_busy) {
 			log_info("task %llu: container %s (from the pool) image %s",
 				 (unsigned long long)t->id, p->id, p->image);
@@ -1574,6 +1721,14 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 	if (!r)
 		return -1;
 	t->run = r;
+	if (chosen < 0) {
+		fail_run(r, "vpl-jail: %s", ie.msg);
+		maybe_free(r);
+		return 0;
+	}
+	snprintf(r->image, sizeof r->image, "%s", name);
+	r->src = src;
+	r->force = force;
 	log_info("task %llu: container %s image %s", r->task_id, r->id, r->image);
 	advance(r);
 	maybe_free(r);
@@ -1620,6 +1775,8 @@ void sandbox_free(struct sandbox *sb)
 		evloop_run_once(sb->ev, 100);
 	if (sb->runs)
 		log_warn("sandbox: %u containers still being removed at shutdown", sb->live);
+	puller_free(sb->puller); /* its threads use the client */
+	sb->puller = NULL;
 	sb->closing = true;
 	ctr_unsubscribe(sb->sub);
 	ev_unwatch(sb->client_w);

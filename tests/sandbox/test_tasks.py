@@ -391,6 +391,7 @@ def test_second_worker_with_same_id_refused():
     try:
         other = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
                      HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
+                     DEFAULT_IMAGE="vplcell.local/minivpl:latest",
                      WORKER_ID="w1", POOL_SIZE=0)
     except RuntimeError as e:
         assert "WORKER_ID w1" in str(e) and "another worker" in str(e), str(e)

@@ -769,7 +769,7 @@ static void test_dump_defaults(void **state)
 			   "CONTAINERD_SOCKET=/run/containerd/containerd.sock\n"
 			   "CONTAINERD_NAMESPACE=vplcell\n"
 			   "RUNTIME=runc\n"
-			   "DEFAULT_IMAGE=vplcell.local/minivpl:latest\n"
+			   "DEFAULT_IMAGE=minivpl\n"
 			   "HELPER_PATH=/usr/libexec/vplcell/vplhelper\n"
 			   "STATE_DIR=/run/vplcell\n"
 			   "PRISONER_UID=10001\n"
@@ -778,7 +778,16 @@ static void test_dump_defaults(void **state)
 			   "TMP_SIZE=67108864\n"
 			   "TASK_NETWORK=false\n"
 			   "WORKER_ID=\n"
-			   "POOL_SIZE=2\n";
+			   "POOL_SIZE=2\n"
+			   "LOCAL_REGISTRY=127.0.0.1:5000\n"
+			   "UPSTREAM_REGISTRY=\n"
+			   "ALLOWED_IMAGES=\n"
+			   "MAX_IMAGE_SIZE=4294967296\n"
+			   "FORCEPULL_TTL=300\n"
+			   "REGISTRY_AUTH_FILE=\n"
+			   "REGISTRY_PLAIN_HTTP=\n"
+			   "REGISTRY_CA_FILE=\n"
+			   "PULL_THREADS=2\n";
 	assert_string_equal(b.data, want);
 	buf_free(&b);
 	jail_config_free(&c);
