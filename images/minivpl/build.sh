@@ -39,11 +39,19 @@ CACHE=${VPLCELL_IMAGE_CACHE:-/var/cache/vplcell/images}
 # with the minbase variant.
 BASE_PACKAGES="bash coreutils grep sed gawk findutils procps file less ca-certificates locales
 gcc g++ make libc6-dev python3"
-# >>> GRAPHICAL PACKAGES (next milestone: VNC runs, vpl_wexecution) <<<
-# Deliberately empty for now to keep the image lean. The VNC milestone adds here e.g.
-# "tigervnc-standalone-server tigervnc-tools xauth icewm xterm" (the launcher of
-# vpl-jail-protocol.md §3.4 looks for Xvnc and one of icewm/fluxbox/openbox/metacity).
-GUI_PACKAGES=""
+# GUI_PACKAGES: what VNC runs (vpl_wexecution) need. The plugin's vpl_vnc_launcher.sh
+# (vpl-jail-protocol.md §3.4, §6.6) writes the password with `vncpasswd -f` (tigervnc-tools), adds a
+# cookie with xauth (a dependency of the server), starts TigerVNC's Xvnc
+# (tigervnc-standalone-server), waits for the display with xmodmap and sets it up with xset, xrdb
+# and xsetroot (x11-xserver-utils; without xmodmap the launcher sleeps a fixed 5 s instead), starts
+# the first of icewm/fluxbox/openbox/metacity, and shows the program's output in an xterm.
+# openbox is the lightest of the four on bookworm (measured with --no-install-recommends on top of
+# the rest of this list: openbox 125 MB, fluxbox 128 MB, icewm 133 MB, metacity 369 MB; the first
+# three all pull libimlib2 and its image codecs). xterm adds 3 MB. Most of the weight is the X
+# server's own dependencies: libgl1 -> Mesa's DRI drivers -> libllvm15 (about 160 MB with libz3)
+# and perl (46 MB, for TigerVNC's vncserver wrapper); they are kept because dropping files of
+# installed packages would break images derived from this one (e.g. one that installs clang).
+GUI_PACKAGES="tigervnc-standalone-server tigervnc-tools x11-xserver-utils openbox xterm"
 PACKAGES=$(echo "$BASE_PACKAGES $GUI_PACKAGES" | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
 # ---------------------------------------------------------------------------------------------
 
@@ -251,6 +259,9 @@ find "$root/var/log" -type f -delete
 find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
 find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
 rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/lintian/* "$root"/usr/share/linda
+# Empty man section dirs: update-alternatives fails when a slave link's directory is missing (e.g.
+# openjdk's java.1.gz in a derived image); the pages themselves stay excluded.
+mkdir -p "$root"/usr/share/man/man{1,2,3,4,5,6,7,8}
 find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
 # The runtime provides /dev (tmpfs), /etc/hostname, /etc/resolv.conf: keep them out of the layer
 # (no device nodes in an image; the jail has no network, so an empty resolv.conf).
