@@ -91,6 +91,7 @@ fuzz: deps $(FUZZ_BINS)
 # Benchmarks print ratios against a baseline measured in the same run.
 bench: all
 	python3 bench/body_memory.py
+	python3 bench/pull.py
 	python3 bench/c_eval.py
 	RUNTIME=crun python3 bench/c_eval.py || echo "crun: not usable on this host (see docs/performance.md)"
 
