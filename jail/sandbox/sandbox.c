@@ -116,6 +116,7 @@ struct sandbox {
 	struct ev_timer *sweep;
 	unsigned orphans; /* orphan removals in flight */
 	bool closing;	  /* the client is being freed: start no new call */
+	bool stopping;	  /* shutting down: no new pool container */
 	int lock_fd;	  /* STATE_DIR/<worker>.lock, flock'ed while we live */
 };
 
@@ -1526,7 +1527,7 @@ static void pool_fill(struct sandbox *sb)
 	for (struct run *r = sb->runs; r; r = r->next)
 		if (r->pooled && !r->aborting)
 			have++;
-	while (have < (unsigned)sb->cfg->pool_size && !sb->closing) {
+	while (have < (unsigned)sb->cfg->pool_size && !sb->closing && !sb->stopping) {
 		struct err e;
 		struct run *r = run_new(sb, NULL, &e);
 		if (!r) {
@@ -1673,7 +1674,7 @@ static int choose_image(struct sandbox *sb, struct task *t, char *name, size_t n
 	int rc = vplbdx_parse(f->data, f->len, &vc, err);
 	taskfiles_remove(&t->files, "vplbdx.cfg");
 	if (rc < 0)
-		return err_wrap(err, "vplbdx.cfg");
+		return -1; /* the message names the file and line */
 	if (vc.user[0])
 		return err_set(err, ENOTSUP,
 			       "vplbdx.cfg: USER=%s: this server runs every task as its own "
@@ -1681,6 +1682,15 @@ static int choose_image(struct sandbox *sb, struct task *t, char *name, size_t n
 			       vc.user, sb->cfg->prisoner_uid);
 	if (vc.docker[0]) {
 		const char *allowed = sb->cfg->allowed_images;
+		struct image_ref as_written;
+		if (!(allowed && *allowed) &&
+		    image_ref_parse(vc.docker, sb->cfg->local_registry, &as_written, NULL) == 0 &&
+		    strcmp(as_written.host, sb->cfg->local_registry) != 0)
+			return err_set(
+			    err, EPERM,
+			    "vplbdx.cfg: DOCKER=%s: images from other registries are not "
+			    "allowed on this server (only %s; see ALLOWED_IMAGES)",
+			    vc.docker, sb->cfg->local_registry);
 		if (image_source_resolve(vc.docker, sb->cfg->local_registry,
 					 sb->cfg->upstream_registry, allowed && *allowed, src,
 					 err) < 0)
@@ -1759,7 +1769,9 @@ void sandbox_free(struct sandbox *sb)
 {
 	if (!sb)
 		return;
-	/* Shutdown: give the runs' cleanup a bounded time on a private loop. */
+	/* Shutdown: give the runs' cleanup a bounded time on a private loop. A run's cleanup
+	 * refills the pool: not any more. */
+	sb->stopping = true;
 	for (struct run *r = sb->runs; r; r = r->next) {
 		if (r->task)
 			r->task->run = NULL;

@@ -35,6 +35,21 @@ def make_cert(directory, cn="localhost", name="cert"):
     return cert, key
 
 
+def containerd_start(directory):
+    """Starts a private containerd in DIRECTORY (scripts/containerd-test.sh) and returns its
+    environment: CTR_SOCKET, CTR_NAMESPACE, CTR_TEST_DIR. Stop it with containerd_stop."""
+    import shlex
+    script = os.path.join(ROOT, "scripts", "containerd-test.sh")
+    subprocess.run([script, "start", directory], check=True, capture_output=True)
+    out = subprocess.run([script, "env", directory], check=True, capture_output=True,
+                         text=True).stdout
+    return dict(p.split("=", 1) for p in shlex.split(out.replace("export ", "")))
+
+
+def containerd_stop(directory):
+    subprocess.run([os.path.join(ROOT, "scripts", "containerd-test.sh"), "stop", directory])
+
+
 class Jail:
     """One vpl-jail process with its own config, cert and log file."""
 
