@@ -13,4 +13,14 @@
 
 size_t utf8_seq_len(const unsigned char *s, size_t n);
 
+/*
+ * utf8_sanitize() copies in[0..n) to out as well-formed UTF-8, for text
+ * frames cut out of a byte stream: each byte that cannot start or continue a
+ * well-formed sequence becomes U+FFFD; a well-formed but incomplete sequence
+ * at the very end is not copied, and its length (1..3) goes to *tail so the
+ * caller can prepend those bytes to the next chunk (0 when none). out must
+ * hold 3 * n bytes. Returns the bytes written.
+ */
+size_t utf8_sanitize(const unsigned char *in, size_t n, unsigned char *out, size_t *tail);
+
 #endif

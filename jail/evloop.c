@@ -14,6 +14,7 @@ struct ev_watch {
 	void *arg;
 	struct ev_timer *timer; /* set when this watch is a timer's timerfd */
 	struct ev_watch *next_dead;
+	unsigned events; /* as last set */
 };
 
 struct ev_timer {
@@ -108,7 +109,7 @@ struct ev_watch *ev_watch_fd(struct evloop *ev, int fd, unsigned events, ev_fd_c
 		err_sys(err, ENOMEM, "allocating watch");
 		return NULL;
 	}
-	*w = (struct ev_watch){.ev = ev, .fd = fd, .cb = cb, .arg = arg};
+	*w = (struct ev_watch){.ev = ev, .fd = fd, .cb = cb, .arg = arg, .events = events};
 	struct epoll_event e = {.events = to_epoll(events), .data.ptr = w};
 	if (epoll_ctl(ev->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
 		err_sys(err, errno, "epoll_ctl add fd %d", fd);
@@ -121,7 +122,13 @@ struct ev_watch *ev_watch_fd(struct evloop *ev, int fd, unsigned events, ev_fd_c
 int ev_watch_set(struct ev_watch *w, unsigned events)
 {
 	struct epoll_event e = {.events = to_epoll(events), .data.ptr = w};
+	w->events = events;
 	return epoll_ctl(w->ev->epfd, EPOLL_CTL_MOD, w->fd, &e);
+}
+
+unsigned ev_watch_events(const struct ev_watch *w)
+{
+	return w->cb ? w->events : 0;
 }
 
 void ev_unwatch(struct ev_watch *w)

@@ -39,6 +39,8 @@ int evloop_run_once(struct evloop *ev, int ms);
 struct ev_watch *ev_watch_fd(struct evloop *ev, int fd, unsigned events, ev_fd_cb cb, void *arg,
 			     struct err *err);
 int ev_watch_set(struct ev_watch *w, unsigned events);
+/* The events last asked for (0 when paused or unwatched). */
+unsigned ev_watch_events(const struct ev_watch *w);
 void ev_unwatch(struct ev_watch *w);
 
 struct ev_timer *ev_timer_add(struct evloop *ev, int64_t ms, ev_timer_cb cb, void *arg,

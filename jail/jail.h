@@ -8,12 +8,21 @@
 #define VC_JAIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "evloop.h"
 #include "fail2ban.h"
 #include "tasks.h"
+
+/* Where the sandbox sends an interactive program's output: the execute
+ * WebSocket. Called on the loop thread; `ended` once, after the last output. */
+struct exec_sink {
+	void (*output)(void *sess, const void *data, size_t len);
+	void (*ended)(void *sess, const char *why);
+	void *sess;
+};
 
 struct jail_stats {
 	uint64_t requests;
@@ -31,6 +40,15 @@ struct jail {
 	 * fuzzers) does not link the containerd client. */
 	void *sandbox;
 	int (*start_task)(void *sandbox, struct task *t, struct err *err);
+	/* Interactive runs (execute socket): start the program with its output
+	 * going to sink; feed it input; pause/resume reading its output (the
+	 * socket's back-pressure); detach (browser gone: the program is killed). */
+	int (*exec_attach)(void *sandbox, struct task *t, const struct exec_sink *sink,
+			   struct err *err);
+	int (*exec_input)(void *sandbox, struct task *t, const void *data, size_t len,
+			  struct err *err);
+	void (*exec_pause)(void *sandbox, struct task *t, bool paused);
+	void (*exec_detach)(void *sandbox, struct task *t);
 	int64_t (*now_ms)(void); /* monotonic clock, replaceable in tests */
 	struct evloop *ev;	 /* non-socket fds and timers; NULL without a sandbox */
 };

@@ -25,6 +25,26 @@ static int start_task(void *sandbox, struct task *t, struct err *err)
 	return sandbox_start(sandbox, t, err);
 }
 
+static int exec_attach(void *sandbox, struct task *t, const struct exec_sink *sink, struct err *err)
+{
+	return sandbox_exec_attach(sandbox, t, sink, err);
+}
+
+static int exec_input(void *sandbox, struct task *t, const void *data, size_t len, struct err *err)
+{
+	return sandbox_exec_input(sandbox, t, data, len, err);
+}
+
+static void exec_pause(void *sandbox, struct task *t, bool paused)
+{
+	sandbox_exec_pause(sandbox, t, paused);
+}
+
+static void exec_detach(void *sandbox, struct task *t)
+{
+	sandbox_exec_detach(sandbox, t);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vpl-jail [-f CONFIG] [-t] [--version]\n"
@@ -116,6 +136,10 @@ int main(int argc, char **argv)
 		}
 		j.sandbox = sb;
 		j.start_task = start_task;
+		j.exec_attach = exec_attach;
+		j.exec_input = exec_input;
+		j.exec_pause = exec_pause;
+		j.exec_detach = exec_detach;
 		task_table_set_release(j.tasks, sandbox_release_task, sb);
 	} else {
 		log_warn("CONTAINERD_SOCKET is empty: tasks will not be executed");

@@ -12,6 +12,7 @@
 #include "http_handler.h"
 #include "http_reply.h"
 #include "log.h"
+#include "ws.h"
 
 #define WRITE_CHUNK (64 * 1024)
 
@@ -35,6 +36,7 @@ struct conn {
 	int64_t body_start_ms, last_byte_ms;
 	bool reading_body;
 	bool replying;
+	struct ws_sess *ws; /* an upgraded monitor/execute socket */
 };
 
 static volatile sig_atomic_t g_stop, g_reload;
@@ -235,6 +237,39 @@ static int write_some(struct lws *wsi, struct conn *c)
 	return -1;
 }
 
+/* A WebSocket upgrade: the ticket is checked before the handshake, and a
+ * bad one gets the reference's plain HTTP 500 instead of 101. */
+static int confirm_upgrade(struct lws *wsi, struct server *s, const char *what)
+{
+	char path[256], peer[64] = "?";
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int fd = lws_get_socket_fd(wsi);
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		http_peer_text((struct sockaddr *)&ss, peer, sizeof peer);
+	if (what && strcasecmp(what, "websocket") == 0 &&
+	    lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
+	    ws_check(s->jail, path) == 0)
+		return 0;
+	/* Never log the path: it holds a ticket. */
+	log_info("websocket upgrade from %s refused: unknown, used or unready ticket", peer);
+	if (s->jail->f2b && fd >= 0)
+		f2b_note(s->jail->f2b, (struct sockaddr *)&ss, true, jail_monotonic_ms());
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	struct http_reply_opts o = {.tls = lws_is_ssl(wsi),
+				    .hsts_max_age = s->jail->cfg.hsts_max_age};
+	http_reply_error(&out, &o, 500, "Bad ticket", NULL);
+	unsigned char *b = malloc(LWS_PRE + out.len);
+	if (b) {
+		memcpy(b + LWS_PRE, out.data, out.len);
+		lws_write(wsi, b + LWS_PRE, out.len, LWS_WRITE_HTTP_FINAL);
+		free(b);
+	}
+	buf_free(&out);
+	return -1;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		    size_t len)
 {
@@ -262,8 +297,47 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			finish_body(wsi, s, c);
 		return 0;
 	case LWS_CALLBACK_TIMER:
-		if (c->reading_body)
+		if (c && c->ws)
+			ws_timer(c->ws);
+		else if (c && c->reading_body)
 			body_timeout(wsi, s, c);
+		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(wsi, s, in);
+	case LWS_CALLBACK_ADD_HEADERS: {
+		/* The reference plants this cookie on the handshake: the plugin's
+		 * web-app mode checks it (vpl-jail-protocol.md §6.8). */
+		static const char cookie[] = "VPL_Iwh=y; Path=/; SameSite=none; Secure";
+		struct lws_process_html_args *a = in;
+		unsigned char *p = (unsigned char *)a->p;
+		if (lws_add_http_header_by_name(
+			wsi, (const unsigned char *)"set-cookie:", (const unsigned char *)cookie,
+			sizeof cookie - 1, &p, p + a->max_len))
+			return -1;
+		a->max_len -= (int)(p - (unsigned char *)a->p);
+		a->p = (char *)p;
+		return 0;
+	}
+	case LWS_CALLBACK_ESTABLISHED: {
+		char path[256], proto[32];
+		if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
+			return -1;
+		const char *pn = lws_get_protocol(wsi) ? lws_get_protocol(wsi)->name : NULL;
+		snprintf(proto, sizeof proto, "%s", pn && strcmp(pn, "http") != 0 ? pn : "");
+		c->ws = ws_open(s->jail, wsi, path, proto[0] ? proto : NULL);
+		return c->ws ? 0 : -1;
+	}
+	case LWS_CALLBACK_RECEIVE:
+		if (c->ws)
+			ws_receive(c->ws, in, len);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return c->ws ? ws_writeable(c->ws) : 0;
+	case LWS_CALLBACK_CLOSED:
+		if (c && c->ws) {
+			ws_closed(c->ws);
+			c->ws = NULL;
+		}
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (!c->replying)
@@ -288,10 +362,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return 0;
 	}
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		/* WebSockets (monitor/execute) arrive with the interactive
-		 * runs; until then an upgrade is refused. */
-		log_info("websocket upgrade refused: not supported by this build");
-		return -1;
+		return 0; /* checked in HTTP_CONFIRM_UPGRADE */
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
 		/* user is the vhost's SSL_CTX: TLS 1.0 and 1.1 are off. */
 		SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
@@ -317,6 +388,10 @@ static int ev_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 static const struct lws_protocols protocols[] = {
     {"http", callback, sizeof(struct conn), 0, 0, NULL, 0},
     {"vplcell-ev", ev_callback, 0, 0, 0, NULL, 0},
+    /* WebSocket subprotocols (§6.1): legacy noVNC offers both; the current
+     * plugin offers none and lands on "http" above. */
+    {"binary", callback, sizeof(struct conn), 0, 0, NULL, 0},
+    {"base64", callback, sizeof(struct conn), 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

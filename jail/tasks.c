@@ -102,6 +102,14 @@ struct task *task_find(struct task_table *tt, const char *ticket, size_t len, en
 	return found;
 }
 
+struct task *task_by_id(struct task_table *tt, uint64_t id)
+{
+	for (struct task *t = tt->head; t; t = t->next)
+		if (t->id == id)
+			return t;
+	return NULL;
+}
+
 static bool transition_allowed(enum task_state from, enum task_state to)
 {
 	switch (from) {

@@ -32,6 +32,9 @@
 
 enum task_state { TASK_COMPILING, TASK_RUNNING, TASK_DONE, TASK_STOPPED, TASK_EXPIRED };
 enum ticket_kind { TICKET_ADMIN, TICKET_MONITOR, TICKET_EXECUTE };
+/* What an interactive task runs once compiled (vpl_execution, vpl_wexecution,
+ * vpl_webexecution). */
+enum task_run_kind { TASK_RUN_NONE, TASK_RUN_TERMINAL, TASK_RUN_VNC, TASK_RUN_WEB };
 
 struct task_limits {
 	long long maxtime; /* seconds */
@@ -59,6 +62,12 @@ struct task {
 	char *lang;   /* owned */
 	struct task_files files;
 	void *run; /* the sandbox's execution of this task, NULL when none */
+	/* Progress, for the monitor socket (written by the sandbox). */
+	bool compile_started;  /* the compile script runs */
+	bool awaiting_execute; /* interactive, compiled: waiting for the execute socket */
+	enum task_run_kind run_kind;
+	bool timed_out;	  /* killed at its time limit */
+	unsigned oom_mib; /* > 0: killed for memory, at this limit */
 	struct task *next;
 };
 
@@ -77,6 +86,8 @@ void task_table_set_release(struct task_table *tt, task_release_fn fn, void *arg
 struct task *task_create(struct task_table *tt, int64_t now_ms, struct err *err);
 struct task *task_find(struct task_table *tt, const char *ticket, size_t len,
 		       enum ticket_kind kind);
+/* By id (sockets keep ids, not pointers: the task may be gone). NULL if gone. */
+struct task *task_by_id(struct task_table *tt, uint64_t id);
 int task_set_state(struct task *t, enum task_state to, struct err *err);
 /* Moves to `final` (STOPPED or EXPIRED), unlinks and frees the task. */
 void task_remove(struct task_table *tt, struct task *t, enum task_state final);

@@ -15,6 +15,9 @@ for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
+# Node and npm for the WebSocket client tests (`ws` from the npm registry): any
+# node >= 18 will do, Debian's or another repository's.
+command -v node >/dev/null && command -v npm >/dev/null || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

@@ -57,6 +57,9 @@ suites() { # build dir
 	for t in tests/sandbox/test_*.sh tests/sandbox/test_*.py; do
 		[ -x "$t" ] && run "$b sandbox $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
+	for t in tests/interactive/test_*.py; do
+		[ -x "$t" ] && run "$b interactive $(basename "$t")" env VPL_BUILD="$b" "$t"
+	done
 	for t in tests/images/test_*.sh tests/images/test_*.py; do
 		# Image builds do not involve our binaries: one pass is enough.
 		case "$t" in *_build.sh) [ "$b" = "$first" ] || continue ;; esac

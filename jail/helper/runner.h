@@ -7,20 +7,75 @@
  * fixed in later 1.6.x). Here the helper, PID 1 of the container, starts
  * each program itself as its child, with the phase's rlimits, and reports.
  *
- * Commands (worker -> helper, <io>/ctl; no argument may hold a control byte):
+ * Commands (worker -> helper, <io>/ctl; no argument may hold a control byte; <phase> is 1 to 16
+ * letters a-z; at most 4 phases (X, T or C) at once, and one of each name):
  *   "E <NAME>=<value>\n"
  *       set an environment variable of the programs started after it
  *   "X <phase> <cpu_s> <fsize> <nproc> <argc>\n" then argc lines, one argument each
  *       run argv in the work dir, stdout+stderr to the FIFO <io>/<phase>.out,
  *       stdin /dev/null, in a new session, RLIMIT_CPU/FSIZE/NPROC as given,
- *       RLIMIT_CORE 0, default signal dispositions
+ *       RLIMIT_CORE 0, default signal dispositions.
+ *       Before sending: <phase>.out exists and the worker holds it open for reading
+ *       (O_RDONLY|O_NONBLOCK), or the program's open blocks.
+ *   "T <phase> <cpu_s> <fsize> <nproc> <argc>\n" then argc lines, one argument each
+ *       like X (work dir, environment, limits, signals, new session), but on a pseudo-terminal.
+ *       The helper forks a relay (same uid, never execs, not dumpable) that opens
+ *       <phase>.in (O_RDONLY) and <phase>.out (O_WRONLY), both O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC
+ *       and checked to be FIFOs, then a pty pair, then forks the program: setsid, the slave
+ *       as controlling terminal (TIOCSCTTY) and as fds 0/1/2, every other fd closed, default
+ *       termios (echo, ICRNL, ONLCR), no window size. The relay copies
+ *         <phase>.in -> master  verbatim (xterm.js data, "\r" for Enter)
+ *         master -> <phase>.out verbatim (raw bytes: no UTF-8 repair, no framing)
+ *       through two fixed 64 KiB buffers: while <phase>.out is full the master is not read,
+ *       so the program blocks on its terminal (likewise input: while the program does not
+ *       read, the relay stops reading <phase>.in and the worker's writes get EAGAIN).
+ *       Input EOF (every writer of <phase>.in closed: the browser left) or <phase>.out's
+ *       reader gone (EPIPE) -> SIGHUP to the program's process group, SIGKILL to it (and to
+ *       the program) 1 s later if the program has not exited. Processes that left the group
+ *       are the container teardown's business.
+ *       After the program exits the relay reads the master until EIO/EOF, at most 1 s and
+ *       1 MiB more (a background child may hold the slave), flushes what it holds (at most
+ *       2 s more), closes <phase>.out, closes the master (the slave hangs up) and exits with
+ *       the program's status. "started" carries the PROGRAM's pid.
+ *   "C <phase> <port>\n" (port 1..65535)
+ *       relay for VNC / web: the helper forks a relay (as for T) that opens <phase>.in and
+ *       <phase>.out the same way, then connects to 127.0.0.1:<port> inside the container,
+ *       retrying every 100 ms for 10 s. Then it copies <phase>.in -> socket and socket ->
+ *       <phase>.out (fixed buffers, back-pressure both ways as for T). The socket ends
+ *       (EOF or error) -> what came is written out, <phase>.out closed, exit 0. <phase>.in
+ *       ends -> buffered input sent, shutdown(SHUT_WR), the relay waits for the peer's end.
+ *       Either end bounds the rest by 5 s; <phase>.out's reader gone -> exit 0 at once.
+ *       Connect failure -> "error connect <phase>: <strerror>" then "exit <phase> 1".
+ *       "started" carries the RELAY's pid.
+ *       T and C, before sending (in this order, so that nothing blocks):
+ *         1. mkfifo <phase>.in and <phase>.out, mode 0600, owned by the prisoner's uid
+ *            (the relay reads .in and writes .out as the prisoner);
+ *         2. open <phase>.out O_RDONLY|O_NONBLOCK and keep it (else the relay's open fails
+ *            with ENXIO: "error open <phase>.out: ..." then "exit <phase> 126"). Until the
+ *            relay opens it, reads give 0 and epoll/poll report nothing: wait for events;
+ *         3. send the command; on "started <phase> <pid>" the relay holds both FIFOs, so:
+ *            open <phase>.in O_WRONLY|O_NONBLOCK (cannot block; ENXIO means the relay died
+ *            meanwhile: "exit" follows), then unlink both names;
+ *         4. write input to <phase>.in (EAGAIN: full, wait for POLLOUT; EPIPE: relay gone);
+ *            close it to end the input (T: hang-up, C: half-close); read <phase>.out to EOF.
+ *       Before "started" the relay's open of <phase>.in returns at once (O_NONBLOCK) and it
+ *       does not read it until a writer has come, so a late worker open loses nothing.
+ *       A T/C phase is over when "exit" is said; its <phase>.out then is at EOF (the relay
+ *       closed it before exiting, and the program never holds it). The relay runs with the
+ *       student's uid, so a program can kill it: <phase>.out ends, the helper reaps the relay
+ *       and says "exit <phase> 128+sig" (e.g. 137); if that happens before "started",
+ *       "exit" comes without "started". An "error <what> <phase>...: <why>" line (what: open,
+ *       pty, pipe, fork, connect) is always followed by that phase's "exit".
  *   "P <n>\n" then n lines, one name each
  *       delete those names (validated, never following links), then report
- * Replies (helper -> worker, stdout):
- *   "started <phase> <pid>" (once the program holds its output FIFO open and
- *   has been exec'd: the worker may then remove the FIFO's name) | "exit <phase> <status>" (the
- * shell's convention: 128+signal for a signal) | "probe vpl_execution=<0|1> vpl_wexecution=<0|1>
- *   vpl_webexecution=<0|1>" | "error <why>"
+ * Replies (helper -> worker, stdout; one line each, written in one write()):
+ *   "started <phase> <pid>" (X: once the program holds its output FIFO open and has been
+ *   exec'd: the worker may then remove the FIFO's name; T, C: see above)
+ *   | "exit <phase> <status>" (the shell's convention: 128+signal for a signal; after
+ *   "started" of the same phase, except as said for T/C)
+ *   | "probe vpl_execution=<0|1> vpl_wexecution=<0|1> vpl_webexecution=<0|1>"
+ *   | "error <why>" (a bad command, "error too many programs at once", "error phase <phase>
+ *   is still running": nothing started, no "exit" follows; or as said for T/C)
  */
 #ifndef VC_RUNNER_H
 #define VC_RUNNER_H

@@ -25,16 +25,28 @@
 #include "registry.h"
 #include "vplbdx.h"
 
-#define CALL_MS	      10000 /* deadline of an ordinary containerd call */
-#define CREATE_MS     30000 /* task create spawns a shim and runc: slower */
-#define EOF_GRACE_MS  500   /* after exit, how long output may still drain */
-#define OUT_NOTE_ROOM 160   /* reserved at the end of a capped output for the note */
-#define WORKDIR	      "/home/prisoner"
-#define IO_IN_CTR     "/.vplcell/io"
-#define PROBE_MAX     512
-#define SWEEP_MS      5000 /* how often this worker looks for its orphans */
+#define CALL_MS	       10000 /* deadline of an ordinary containerd call */
+#define CREATE_MS      30000 /* task create spawns a shim and runc: slower */
+#define EOF_GRACE_MS   500   /* after exit, how long output may still drain */
+#define OUT_NOTE_ROOM  160   /* reserved at the end of a capped output for the note */
+#define WORKDIR	       "/home/prisoner"
+#define IO_IN_CTR      "/.vplcell/io"
+#define PROBE_MAX      512
+#define SWEEP_MS       5000	     /* how often this worker looks for its orphans */
+#define EXEC_WAIT_MS   (60 * 1000)   /* compiled: the browser must open the terminal by then */
+#define EXEC_INPUT_MAX (1024 * 1024) /* keystrokes waiting for the program */
 
-enum step { ST_IMAGE, ST_SETUP, ST_STAGING, ST_COMPILE, ST_PROBE, ST_RUN, ST_CLEANUP, ST_GONE };
+enum step {
+	ST_IMAGE,
+	ST_SETUP,
+	ST_STAGING,
+	ST_COMPILE,
+	ST_PROBE,
+	ST_WAIT_EXEC, /* interactive: compiled, waiting for the execute socket */
+	ST_RUN,
+	ST_CLEANUP,
+	ST_GONE
+};
 
 struct image_entry {
 	char *name;
@@ -95,6 +107,13 @@ struct run {
 	struct phase ph;
 	struct buf probe;
 	bool timed_out, oom;
+	/* interactive: the execute socket and the program's terminal */
+	struct exec_sink sink;
+	bool has_sink;
+	int in_fd; /* <io>/run.in, held O_RDWR so the helper never sees a writer missing */
+	struct ev_watch *in_w;
+	struct buf inq; /* input not yet taken by the FIFO */
+	struct ev_timer *exec_wait;
 	struct run *next;
 };
 
@@ -122,6 +141,7 @@ struct sandbox {
 
 static void advance(struct run *r);
 static void pool_fill(struct sandbox *sb);
+static void on_exec_wait(void *arg);
 static void cleanup_next(struct run *r);
 static void on_killed(void *arg, const struct ctr_status *st);
 static void on_init_exit(void *arg, const struct ctr_status *st, uint32_t status);
@@ -157,6 +177,30 @@ static void note(struct run *r, struct buf *b, const char *text)
 		buf_puts(b, "\n", NULL);
 	buf_puts(b, text, NULL);
 	buf_puts(b, "\n", NULL);
+}
+
+/* The execute socket gets its end once: the program exited or the run is
+ * over. */
+static void sink_end(struct run *r, const char *why)
+{
+	if (!r->has_sink)
+		return;
+	r->has_sink = false;
+	r->sink.ended(r->sink.sess, why);
+}
+
+static void close_input(struct run *r)
+{
+	if (r->in_w) {
+		ev_unwatch(r->in_w);
+		r->in_w = NULL;
+	}
+	if (r->in_fd >= 0)
+		close(r->in_fd);
+	r->in_fd = -1;
+	buf_free(&r->inq);
+	ev_timer_cancel(r->exec_wait);
+	r->exec_wait = NULL;
 }
 
 static void fail_run(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -579,6 +623,8 @@ static void init_line(struct run *r, const char *line)
 		 * other process of the task can write into this phase. */
 		if (ph->started && ph->fifo[0])
 			unlink(ph->fifo);
+		if (r->in_fd >= 0)
+			unlink_fifo(r, "run.in");
 	} else if (strncmp(line, "exit ", 5) == 0 && ph->started && !ph->exited) {
 		char name[32];
 		unsigned status;
@@ -656,8 +702,12 @@ static void on_phase_readable(void *arg, int fd, unsigned events)
 				phase_finish(r);
 			return;
 		}
-		if (ph->out)
+		if (r->has_sink && strcmp(ph->exec_id, "run") == 0)
+			r->sink.output(r->sink.sess, b, (size_t)n);
+		else if (ph->out)
 			out_append(ph->out, &ph->truncated, b, (size_t)n);
+		if (!ph->w || !ev_watch_events(ph->w))
+			return; /* paused by the socket's back-pressure, or closed */
 	}
 }
 
@@ -728,11 +778,16 @@ static void on_limit(void *arg)
 	struct run *r = arg;
 	r->ph.limit = NULL;
 	r->timed_out = true;
+	if (r->task)
+		r->task->timed_out = true;
 	log_info("task %llu: time limit reached in %s", r->task_id, r->ph.exec_id);
 	kill_all(r);
 }
 
-static void start_phase(struct run *r, const char *name, const char *const *args, struct buf *out)
+/* mode 'X': output to a FIFO; 'T': on a terminal, with an input FIFO too
+ * (runner.h). */
+static void start_phase_mode(struct run *r, char mode, const char *name, const char *const *args,
+			     struct buf *out)
 {
 	struct phase *ph = &r->ph;
 	memset(ph, 0, sizeof *ph);
@@ -756,12 +811,25 @@ static void start_phase(struct run *r, const char *name, const char *const *args
 			 ph->fd < 0 ? strerror(errno) : e.msg);
 		return;
 	}
+	if (mode == 'T') {
+		char in[64], path[PATH_MAX];
+		snprintf(in, sizeof in, "%s.in", name);
+		/* O_RDWR: never blocks, and the helper's reader never sees EOF
+		 * until we close it (browser gone). */
+		if (fifo_make(r, in, path, sizeof path, (uid_t)r->sb->cfg->prisoner_uid) < 0 ||
+		    (r->in_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+			fail_run(r, "vpl-jail: cannot create an input channel: %s",
+				 strerror(errno));
+			return;
+		}
+		buf_init(&r->inq, EXEC_INPUT_MAX);
+	}
 	const struct task_limits *l = &r->task->limits;
 	char cmd[2048];
 	size_t argc = 0;
 	while (args[argc])
 		argc++;
-	int n = snprintf(cmd, sizeof cmd, "X %s %lld %lld %lld %zu\n", name, l->maxtime,
+	int n = snprintf(cmd, sizeof cmd, "%c %s %lld %lld %lld %zu\n", mode, name, l->maxtime,
 			 l->maxfilesize, l->maxprocesses, argc);
 	for (size_t i = 0; i < argc && n > 0 && (size_t)n < sizeof cmd; i++)
 		n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s\n", args[i]);
@@ -773,6 +841,11 @@ static void start_phase(struct run *r, const char *name, const char *const *args
 		return;
 	ph->started = true;
 	ph->limit = ev_timer_add(r->sb->ev, l->maxtime * 1000, on_limit, r, &e);
+}
+
+static void start_phase(struct run *r, const char *name, const char *const *args, struct buf *out)
+{
+	start_phase_mode(r, 'X', name, args, out);
 }
 
 static void start_probe(struct run *r)
@@ -834,6 +907,8 @@ static void phase_finish(struct run *r)
 			note(r, ph->out, sig);
 	}
 	log_info("task %llu: %s exited with status %u", r->task_id, ph->exec_id, ph->status);
+	if (strcmp(ph->exec_id, "run") == 0)
+		sink_end(r, r->timed_out ? "time limit" : r->oom ? "out of memory" : "exit");
 	if (r->timed_out || r->oom || r->init_exited) {
 		/* The container is dead or dying: nothing more can run. */
 		r->aborting = true;
@@ -1042,8 +1117,20 @@ static void advance(struct run *r)
 			start_phase(r, "run", args, &r->task->execution);
 			return;
 		}
-		/* Interactive sessions come with the WebSocket milestone:
-		 * for now the compilation result is the whole answer. */
+		if (r->task->interactive && ex) {
+			/* The program starts when the browser opens the execute
+			 * socket (sandbox_exec_attach). */
+			r->step = ST_WAIT_EXEC;
+			r->task->run_kind = TASK_RUN_TERMINAL;
+			r->task->awaiting_execute = true;
+			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
+			return;
+		}
+		if (r->task->interactive && (wex || webex)) {
+			fail_run(r, "vpl-jail: this server does not run graphical or web programs "
+				    "(vpl_wexecution, vpl_webexecution) yet");
+			return;
+		}
 		if (!ex && !wex && !webex && r->task->compilation.len == 0)
 			note(r, &r->task->compilation,
 			     "The compilation process did not generate an executable nor error "
@@ -1053,6 +1140,8 @@ static void advance(struct run *r)
 		cleanup_next(r);
 		return;
 	}
+	case ST_WAIT_EXEC:
+		return; /* sandbox_exec_attach moves on */
 	case ST_RUN:
 		if (task_is_running(r->task))
 			task_set_state(r->task, TASK_DONE, NULL);
@@ -1120,6 +1209,10 @@ static void cleanup_next(struct run *r)
 	struct sandbox *sb = r->sb;
 	puller_cancel(r->pw);
 	r->pw = NULL;
+	sink_end(r, "stopped");
+	close_input(r);
+	if (r->task)
+		r->task->awaiting_execute = false;
 	struct err e;
 	close_watch(&r->files_w, &r->files_fd);
 	close_watch(&r->init_w, &r->init_fd);
@@ -1186,6 +1279,8 @@ static void on_event(void *arg, const struct ctr_event *ev)
 	for (struct run *r = sb->runs; r; r = r->next)
 		if (oom->container_id && strcmp(r->id, oom->container_id) == 0) {
 			r->oom = true;
+			if (r->task)
+				r->task->oom_mib = (unsigned)(r->task->limits.maxmemory >> 20);
 			log_info("task %llu: out of memory", r->task_id);
 		}
 }
@@ -1485,7 +1580,7 @@ static struct run *run_new(struct sandbox *sb, struct task *t, struct err *err)
 	r->task = t;
 	r->pooled = t == NULL;
 	r->task_id = t ? (unsigned long long)t->id : 0;
-	r->init_fd = r->files_fd = r->ph.fd = r->ctl_fd = -1;
+	r->init_fd = r->files_fd = r->ph.fd = r->ctl_fd = r->in_fd = -1;
 	++sb->seq;
 	if (snprintf(r->id, sizeof r->id, "vplcell-%s-%llu", sb->worker, sb->seq) >=
 		(int)sizeof r->id ||
@@ -1801,6 +1896,7 @@ void sandbox_free(struct sandbox *sb)
 		close_watch(&r->ph.w, &r->ph.fd);
 		if (r->ctl_fd >= 0)
 			close(r->ctl_fd);
+		close_input(r);
 		ev_timer_cancel(r->ph.limit);
 		ev_timer_cancel(r->ph.grace);
 		ev_timer_cancel(r->kill_retry);
@@ -1818,4 +1914,100 @@ void sandbox_free(struct sandbox *sb)
 	rmdir(sb->dir);
 	close(sb->lock_fd); /* we are gone: others may judge our leftovers */
 	free(sb);
+}
+
+/* ------------------------------------------------------------ interactive */
+
+static void on_exec_wait(void *arg)
+{
+	struct run *r = arg;
+	r->exec_wait = NULL;
+	if (r->step == ST_WAIT_EXEC)
+		fail_run(r, "vpl-jail: the program's terminal was not opened in time");
+}
+
+int sandbox_exec_attach(struct sandbox *sb, struct task *t, const struct exec_sink *sink,
+			struct err *err)
+{
+	struct run *r = t->run;
+	if (!r || r->step != ST_WAIT_EXEC || r->aborting || r->has_sink)
+		return err_set(err, EINVAL, "the program is not waiting for a terminal");
+	ev_timer_cancel(r->exec_wait);
+	r->exec_wait = NULL;
+	t->awaiting_execute = false;
+	r->sink = *sink;
+	r->has_sink = true;
+	task_set_state(t, TASK_RUNNING, NULL);
+	t->executed = true;
+	r->step = ST_RUN;
+	/* xterm.js on the other side */
+	static const char term[] = "E TERM=xterm\n";
+	if (send_command(r, term, sizeof term - 1) < 0)
+		return 0; /* fail_run ended the sink */
+	const char *args[] = {"./vpl_execution", NULL};
+	start_phase_mode(r, 'T', "run", args, NULL);
+	log_info("task %llu: terminal attached", r->task_id);
+	return 0;
+}
+
+static void flush_input(struct run *r);
+
+static void on_input_writable(void *arg, int fd, unsigned events)
+{
+	flush_input(arg);
+}
+
+static void flush_input(struct run *r)
+{
+	while (r->inq.len && r->in_fd >= 0) {
+		ssize_t w = write(r->in_fd, r->inq.data, r->inq.len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		memmove(r->inq.data, r->inq.data + w, r->inq.len - (size_t)w);
+		r->inq.len -= (size_t)w;
+	}
+	unsigned want = r->inq.len ? EV_WRITE : 0;
+	struct err e;
+	if (want && !r->in_w)
+		r->in_w = ev_watch_fd(r->sb->ev, r->in_fd, EV_WRITE, on_input_writable, r, &e);
+	else if (!want && r->in_w) {
+		ev_unwatch(r->in_w);
+		r->in_w = NULL;
+	}
+}
+
+int sandbox_exec_input(struct sandbox *sb, struct task *t, const void *data, size_t len,
+		       struct err *err)
+{
+	struct run *r = t->run;
+	if (!r || r->in_fd < 0 || r->aborting)
+		return 0; /* the program is gone: keystrokes fall on the floor */
+	if (buf_append(&r->inq, data, len, NULL) < 0)
+		return err_set(err, ENOBUFS, "the program does not read its input");
+	flush_input(r);
+	return 0;
+}
+
+void sandbox_exec_pause(struct sandbox *sb, struct task *t, bool paused)
+{
+	struct run *r = t->run;
+	if (r && r->ph.w && strcmp(r->ph.exec_id ? r->ph.exec_id : "", "run") == 0)
+		ev_watch_set(r->ph.w, paused ? 0 : EV_READ);
+}
+
+void sandbox_exec_detach(struct sandbox *sb, struct task *t)
+{
+	struct run *r = t->run;
+	if (!r)
+		return;
+	r->has_sink = false; /* the socket is gone: no end to tell */
+	log_info("task %llu: terminal closed by the browser: stopping the program", r->task_id);
+	if (task_is_running(t))
+		task_set_state(t, TASK_DONE, NULL);
+	r->aborting = true;
+	if (!r->seq_busy)
+		cleanup_next(r);
+	maybe_free(r);
 }

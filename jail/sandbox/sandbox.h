@@ -26,6 +26,7 @@
 #include "config.h"
 #include "err.h"
 #include "evloop.h"
+#include "jail.h"
 #include "tasks.h"
 
 struct sandbox;
@@ -41,6 +42,16 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err);
 
 /* task_release_fn for the task table. */
 void sandbox_release_task(struct task *t, void *sb);
+
+/* Interactive runs, for the execute socket (jail.h): start the program on a
+ * terminal with its output going to sink; feed it input; pause or resume its
+ * output; the browser left (the program is killed, the task ends). */
+int sandbox_exec_attach(struct sandbox *sb, struct task *t, const struct exec_sink *sink,
+			struct err *err);
+int sandbox_exec_input(struct sandbox *sb, struct task *t, const void *data, size_t len,
+		       struct err *err);
+void sandbox_exec_pause(struct sandbox *sb, struct task *t, bool paused);
+void sandbox_exec_detach(struct sandbox *sb, struct task *t);
 
 /* Number of runs whose containers still exist (including ones cleaning up). */
 unsigned sandbox_live_runs(const struct sandbox *sb);

@@ -19,6 +19,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -240,8 +242,8 @@ static void exec_helper(const char *cwd, const char *io, char *const argv[], int
 	exec_helper_as(0, cwd, io, argv, out);
 }
 
-/* Reads the next line of the helper's stdout (without '\n') into line; fails on timeout. */
-static void next_line(struct run *r, char *line, size_t sz)
+/* Reads the next line of the helper's stdout (without '\n') into line; fails after ms. */
+static void next_line_ms(struct run *r, char *line, size_t sz, int ms)
 {
 	for (;;) {
 		char *nl = memchr(r->acc, '\n', r->len);
@@ -255,8 +257,8 @@ static void next_line(struct run *r, char *line, size_t sz)
 			return;
 		}
 		struct pollfd p = {.fd = r->out, .events = POLLIN};
-		if (poll(&p, 1, TIMEOUT_MS) != 1)
-			fail_msg("no line from the helper within %d ms", TIMEOUT_MS);
+		if (poll(&p, 1, ms) != 1)
+			fail_msg("no line from the helper within %d ms", ms);
 		assert_true(r->len < sizeof r->acc);
 		ssize_t k = read(r->out, r->acc + r->len, sizeof r->acc - r->len);
 		if (k <= 0)
@@ -264,6 +266,11 @@ static void next_line(struct run *r, char *line, size_t sz)
 				 r->acc);
 		r->len += (size_t)k;
 	}
+}
+
+static void next_line(struct run *r, char *line, size_t sz)
+{
+	next_line_ms(r, line, sz, TIMEOUT_MS);
 }
 
 /* Starts `vplhelper init` in t->wd as uid (0: ours) and waits for its "ready" line. */
@@ -947,6 +954,531 @@ static void test_pid1_reaps_and_exits(void **state)
 	}
 }
 
+/* ---------------- the command loop: T (terminal) and C (connect) ---------------- */
+
+/* Starts a helper past staging (with io/ctl made first: it opens it before "ready") and
+ * opens the control FIFO for writing, as the worker does. */
+static int start_loop(struct run *r, const struct tdir *t)
+{
+	assert_int_equal(mkfifo(at(t->io, "ctl"), 0600), 0);
+	start_init(r, t);
+	feed(t, "E\n", 2);
+	char line[64];
+	next_line(r, line, sizeof line);
+	assert_string_equal(line, "staged 0");
+	int ctl = open(at(t->io, "ctl"), O_WRONLY | O_CLOEXEC);
+	assert_true(ctl >= 0);
+	return ctl;
+}
+
+static void send_cmd(int ctl, const char *cmd)
+{
+	size_t n = strlen(cmd);
+	assert_int_equal(write(ctl, cmd, n), (ssize_t)n);
+}
+
+/* A phase's two FIFOs, seen from the worker. */
+struct chan {
+	char in[128], out[128];
+	int in_fd, out_fd;
+};
+
+/* Before the command: both FIFOs made, <phase>.out held open for reading (non-blocking). */
+static void chan_make(struct chan *c, const struct tdir *t, const char *phase)
+{
+	snprintf(c->in, sizeof c->in, "%s/%s.in", t->io, phase);
+	snprintf(c->out, sizeof c->out, "%s/%s.out", t->io, phase);
+	assert_int_equal(mkfifo(c->in, 0600), 0);
+	assert_int_equal(mkfifo(c->out, 0600), 0);
+	c->out_fd = open(c->out, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(c->out_fd >= 0);
+	c->in_fd = -1;
+}
+
+/* Waits for "started <phase> <pid>", then opens <phase>.in for writing (the relay holds its
+ * read end by then, so O_NONBLOCK cannot fail with ENXIO) and removes both names. */
+static pid_t chan_started(struct chan *c, struct run *r, const char *phase)
+{
+	char line[128], want[64];
+	next_line(r, line, sizeof line);
+	int k = snprintf(want, sizeof want, "started %s ", phase);
+	if (strncmp(line, want, (size_t)k) != 0)
+		fail_msg("expected \"%s<pid>\", got \"%s\"", want, line);
+	pid_t pid = (pid_t)atoi(line + k);
+	assert_true(pid > 0);
+	c->in_fd = open(c->in, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(c->in_fd >= 0);
+	assert_int_equal(unlink(c->in), 0);
+	assert_int_equal(unlink(c->out), 0);
+	return pid;
+}
+
+static void chan_write(struct chan *c, const char *s)
+{
+	size_t n = strlen(s);
+	assert_int_equal(write(c->in_fd, s, n), (ssize_t)n);
+}
+
+/* Reads <phase>.out into b[*len..cap) until EOF (returns true) or, when needle is set, until
+ * it shows up (returns false); fails after ms. b stays NUL-terminated. */
+static bool chan_read(struct chan *c, char *b, size_t cap, size_t *len, const char *needle, int ms)
+{
+	for (int waited = 0;;) {
+		b[*len] = '\0';
+		if (needle && memmem(b, *len, needle, strlen(needle)))
+			return false;
+		struct pollfd p = {.fd = c->out_fd, .events = POLLIN};
+		int k = poll(&p, 1, 50);
+		if (k == 0 && (waited += 50) >= ms)
+			fail_msg("output: nothing more within %d ms (have %zu bytes: %.200s)", ms,
+				 *len, b);
+		if (k <= 0)
+			continue;
+		assert_true(*len < cap - 1);
+		ssize_t n = read(c->out_fd, b + *len, cap - 1 - *len);
+		if (n == 0)
+			return true;
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		assert_true(n > 0);
+		*len += (size_t)n;
+	}
+}
+
+static void chan_close(struct chan *c)
+{
+	if (c->in_fd >= 0)
+		close(c->in_fd);
+	close(c->out_fd);
+	c->in_fd = c->out_fd = -1;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Parent pid and resident set (kB) of pid, from the host's /proc. */
+static pid_t parent_of(pid_t pid)
+{
+	char p[64], s[512];
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, s, sizeof s - 1);
+	close(fd);
+	assert_true(n > 0);
+	s[n] = '\0';
+	char state;
+	int ppid = 0;
+	char *rp = strrchr(s, ')');
+	assert_non_null(rp);
+	assert_int_equal(sscanf(rp + 1, " %c %d", &state, &ppid), 2);
+	return (pid_t)ppid;
+}
+
+static long rss_kb(pid_t pid)
+{
+	char p[64], s[4096];
+	snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, s, sizeof s - 1);
+	close(fd);
+	assert_true(n > 0);
+	s[n] = '\0';
+	char *v = strstr(s, "VmRSS:");
+	assert_non_null(v);
+	return atol(v + 6);
+}
+
+static bool pty_usable(void)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (m < 0)
+		return false;
+	close(m);
+	return true;
+}
+
+/* Limits for T: generous, RLIMIT_NPROC counts every process of our uid on the host. */
+#define T_LIMITS "10 100000000 100000"
+
+static void test_terminal_echo_and_tty(void **state)
+{
+	(void)state;
+	if (!pty_usable())
+		skip();
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	struct chan c;
+	chan_make(&c, &t, "run");
+	send_cmd(ctl, "T run " T_LIMITS " 3\n/bin/sh\n-c\nread x; echo got:$x; tty\n");
+	chan_started(&c, &r, "run");
+	chan_write(&c, "hello\r"); /* Enter, as xterm.js sends it */
+	static char out[4096];
+	size_t len = 0;
+	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
+	char line[128];
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit run 0");
+	/* The terminal echoed the line and mapped CR to NL on input, NL to CRNL on output. */
+	if (!strstr(out, "hello\r\ngot:hello\r\n/dev/pts/"))
+		fail_msg("unexpected terminal output: %s", out);
+	chan_close(&c);
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+/* Invalid and cut UTF-8 goes through untouched; a flood waits for a reader that does not
+ * read (the relay's memory stays small) and arrives whole. */
+static void test_terminal_backpressure_binary(void **state)
+{
+	(void)state;
+	if (!pty_usable())
+		skip();
+	enum { FLOOD = 4000000 };
+	static const char head[] = "\xc3\xa9\xe2\x82", tail[] = "\xff\xc0"
+								"END";
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	struct chan c;
+	chan_make(&c, &t, "run");
+	send_cmd(ctl, "T run " T_LIMITS " 3\n/bin/sh\n-c\n"
+		      "printf '\\303\\251\\342\\202'; head -c 4000000 /dev/zero | tr '\\000' x; "
+		      "printf '\\377\\300END'\n");
+	pid_t prog = chan_started(&c, &r, "run");
+	pid_t relay = parent_of(prog);
+	/* Nobody reads for a while: the program must be held, not the relay fattened. */
+	usleep(500000);
+	struct pollfd p = {.fd = r.out, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 0), 0); /* no "exit" yet */
+	long rss = rss_kb(relay);
+	if (rss > 3000)
+		fail_msg("relay holds %ld kB while its reader waits", rss);
+	/* A slow reader first, then a fast one. */
+	size_t cap = FLOOD + 1024, len = 0;
+	char *out = malloc(cap);
+	assert_non_null(out);
+	for (int i = 0; i < 200; i++) {
+		ssize_t n = read(c.out_fd, out + len, 4096);
+		if (n > 0)
+			len += (size_t)n;
+		usleep(1000);
+	}
+	assert_true(chan_read(&c, out, cap, &len, NULL, 3 * TIMEOUT_MS));
+	char line[128];
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit run 0");
+	size_t hl = sizeof head - 1, tl = sizeof tail - 1;
+	assert_int_equal(len, hl + FLOOD + tl);
+	assert_memory_equal(out, head, hl);
+	for (size_t i = hl; i < hl + FLOOD; i++)
+		if (out[i] != 'x')
+			fail_msg("byte %zu is 0x%02x", i, (unsigned char)out[i]);
+	assert_memory_equal(out + hl + FLOOD, tail, tl);
+	free(out);
+	chan_close(&c);
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+/* The browser went away (input EOF): SIGHUP to the program's group, SIGKILL a second later
+ * for what ignores it. */
+static void test_terminal_input_eof_hangs_up(void **state)
+{
+	(void)state;
+	if (!pty_usable())
+		skip();
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	char line[128];
+	static char out[4096];
+	size_t len = 0;
+
+	struct chan c;
+	chan_make(&c, &t, "run");
+	send_cmd(ctl, "T run " T_LIMITS " 2\n/bin/sleep\n30\n");
+	chan_started(&c, &r, "run");
+	int64_t t0 = mono_ms();
+	close(c.in_fd);
+	c.in_fd = -1;
+	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit run 129"); /* SIGHUP */
+	assert_true(mono_ms() - t0 < 1000);
+	chan_close(&c);
+
+	chan_make(&c, &t, "deaf");
+	send_cmd(ctl, "T deaf " T_LIMITS " 3\n/bin/sh\n-c\n"
+		      "trap '' HUP; echo ready; while :; do sleep 1; done\n");
+	chan_started(&c, &r, "deaf");
+	len = 0;
+	assert_false(chan_read(&c, out, sizeof out, &len, "ready", TIMEOUT_MS));
+	t0 = mono_ms();
+	close(c.in_fd);
+	c.in_fd = -1;
+	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit deaf 137"); /* SIGKILL */
+	int64_t took = mono_ms() - t0;
+	if (took < 900 || took > 3000)
+		fail_msg("killed after %lld ms", (long long)took);
+	chan_close(&c);
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+/* The program (same uid) kills its relay: the output ends and the phase still exits. (It
+ * waits a moment: killed before it says "started", the relay's phase only says "exit".) */
+static void test_terminal_relay_killed(void **state)
+{
+	(void)state;
+	if (!pty_usable())
+		skip();
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	struct chan c;
+	chan_make(&c, &t, "run");
+	send_cmd(ctl, "T run " T_LIMITS " 3\n/bin/sh\n-c\nsleep 0.3; kill -9 $PPID; sleep 30\n");
+	pid_t prog = chan_started(&c, &r, "run");
+	static char out[4096];
+	size_t len = 0;
+	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
+	char line[128];
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit run 137");
+	kill(prog, SIGKILL); /* on the host nobody else would */
+	/* The name is free again, and the helper still serves. */
+	chan_close(&c);
+	chan_make(&c, &t, "run");
+	send_cmd(ctl, "T run " T_LIMITS " 1\n/bin/true\n");
+	chan_started(&c, &r, "run");
+	len = 0;
+	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit run 0");
+	chan_close(&c);
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+static void test_relay_bad_commands(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	char line[128];
+	static const char *const bad[] = {
+	    "C web 0\n",	  "C web 65536\n",    "C Web 80\n",	 "C web 80 x\n",
+	    "C ../x 80\n",	  "C web\n",	      "T run 1 1 1 0\n", "T run 1 1 1\n",
+	    "T run 0 1 1 1\nx\n", "Tx run 1 1 1 1\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		send_cmd(ctl, bad[i]);
+		next_line(&r, line, sizeof line);
+		if (strcmp(line, "error bad command") != 0)
+			fail_msg("%s -> %s", bad[i], line);
+	}
+	/* Missing FIFOs: said, then the phase exits 126 like a program that cannot start. */
+	send_cmd(ctl, "C web 80\n");
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "error open web.in: No such file or directory");
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit web 126");
+	/* One phase of a name at a time. */
+	if (pty_usable()) {
+		struct chan c;
+		chan_make(&c, &t, "run");
+		send_cmd(ctl, "T run " T_LIMITS " 2\n/bin/sleep\n30\n");
+		chan_started(&c, &r, "run");
+		send_cmd(ctl, "T run " T_LIMITS " 2\n/bin/sleep\n30\n");
+		next_line(&r, line, sizeof line);
+		assert_string_equal(line, "error phase run is still running");
+		close(c.in_fd);
+		c.in_fd = -1;
+		next_line(&r, line, sizeof line);
+		assert_string_equal(line, "exit run 129");
+		chan_close(&c);
+	}
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+/* A TCP socket on 127.0.0.1, bound to a free port (not listening yet). */
+static int tcp_bound(int *port)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+	socklen_t l = sizeof a;
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+	*port = ntohs(a.sin_port);
+	return s;
+}
+
+static int tcp_accept(int lsn)
+{
+	struct pollfd p = {.fd = lsn, .events = POLLIN};
+	if (poll(&p, 1, TIMEOUT_MS) != 1)
+		fail_msg("the relay did not connect");
+	int s = accept4(lsn, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(s >= 0);
+	return s;
+}
+
+/* Reads exactly n bytes (or EOF: returns how many came). */
+static size_t tcp_read(int s, char *b, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		struct pollfd p = {.fd = s, .events = POLLIN};
+		if (poll(&p, 1, TIMEOUT_MS) != 1)
+			fail_msg("socket: nothing within %d ms", TIMEOUT_MS);
+		ssize_t k = read(s, b + got, n - got);
+		if (k == 0)
+			break;
+		assert_true(k > 0);
+		got += (size_t)k;
+	}
+	return got;
+}
+
+/* Bytes both ways; the worker's input ends -> the peer sees EOF, answers, closes -> the
+ * output ends -> exit 0. */
+static void test_connect_relay_both_ways(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	int port;
+	int lsn = tcp_bound(&port);
+	assert_int_equal(listen(lsn, 4), 0);
+	struct chan c;
+	chan_make(&c, &t, "vnc");
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "C vnc %d\n", port);
+	send_cmd(ctl, cmd);
+	int s = tcp_accept(lsn);
+	pid_t relay = chan_started(&c, &r, "vnc");
+	assert_int_equal(parent_of(relay), r.pid);
+	chan_write(&c, "RFB ping\xff\x00"); /* binary: strlen stops before the NUL */
+	char b[64];
+	assert_int_equal(tcp_read(s, b, 9), 9);
+	assert_memory_equal(b, "RFB ping\xff", 9);
+	assert_int_equal(write(s, "pong\x00\x01", 6), 6);
+	static char out[4096];
+	size_t len = 0;
+	assert_false(chan_read(&c, out, sizeof out, &len, "pong", TIMEOUT_MS));
+	/* The browser leaves: half-close towards the server, which still gets to answer. */
+	close(c.in_fd);
+	c.in_fd = -1;
+	assert_int_equal(tcp_read(s, b, sizeof b), 0);
+	assert_int_equal(write(s, "bye", 3), 3);
+	close(s);
+	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
+	assert_int_equal(len, 9);
+	assert_memory_equal(out,
+			    "pong\x00\x01"
+			    "bye",
+			    9);
+	char line[128];
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit vnc 0");
+	chan_close(&c);
+	close(lsn);
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+/* The server listens only after a while (the relay retries), sends, and closes first. */
+static void test_connect_relay_late_server_closes(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	int port;
+	int lsn = tcp_bound(&port);
+	struct chan c;
+	chan_make(&c, &t, "vnc");
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "C vnc %d\n", port);
+	send_cmd(ctl, cmd);
+	usleep(400000);
+	assert_int_equal(listen(lsn, 4), 0);
+	int s = tcp_accept(lsn);
+	chan_started(&c, &r, "vnc");
+	assert_int_equal(write(s, "RFB 003.008\n", 12), 12);
+	close(s);
+	static char out[4096];
+	size_t len = 0;
+	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
+	assert_string_equal(out, "RFB 003.008\n");
+	char line[128];
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit vnc 0");
+	chan_close(&c);
+	close(lsn);
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+/* Nothing ever listens: the relay gives up after its 10 s of retries. */
+static void test_connect_relay_refused(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	int port;
+	int lsn = tcp_bound(&port); /* bound, never listening: refused, and the port stays ours */
+	struct chan c;
+	chan_make(&c, &t, "vnc");
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "C vnc %d\n", port);
+	int64_t t0 = mono_ms();
+	send_cmd(ctl, cmd);
+	char line[128];
+	next_line_ms(&r, line, sizeof line, 15000);
+	int64_t took = mono_ms() - t0;
+	assert_string_equal(line, "error connect vnc: Connection refused");
+	if (took < 9500 || took > 12000)
+		fail_msg("gave up after %lld ms", (long long)took);
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit vnc 1");
+	chan_close(&c);
+	close(lsn);
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
 /* ---------------- probe ---------------- */
 
 static void test_probe_reports(void **state)
@@ -1101,6 +1633,14 @@ int main(void)
 	    cmocka_unit_test_teardown(test_missing_fifo, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_init_not_reachable_by_same_uid, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_pid1_reaps_and_exits, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_terminal_echo_and_tty, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_terminal_backpressure_binary, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_terminal_input_eof_hangs_up, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_terminal_relay_killed, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_relay_bad_commands, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_connect_relay_both_ways, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_connect_relay_late_server_closes, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_connect_relay_refused, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_reports, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_deletes, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_refuses, cleanup_leftovers),
