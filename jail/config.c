@@ -101,6 +101,8 @@ static const struct key keys[] = {
     {"REGISTRY_PLAIN_HTTP", T_OPTSTR, F(registry_plain_http), 0, 0, NULL, false},
     {"REGISTRY_CA_FILE", T_OPTSTR, F(registry_ca_file), 0, 0, NULL, true},
     {"PULL_THREADS", T_INT, F(pull_threads), 1, 16, NULL, false},
+    {"IMAGE_UNUSED_TTL", T_LLINT, F(image_unused_ttl), 0, 315360000, NULL, false},
+    {"IMAGE_STORE_MAX", T_SIZE, F(image_store_max), 0, LLONG_MAX, NULL, false},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -285,6 +287,8 @@ void jail_config_defaults(struct jail_config *c)
 	c->registry_plain_http = NULL;
 	c->registry_ca_file = NULL;
 	c->pull_threads = 2;
+	c->image_unused_ttl = 14 * 86400;
+	c->image_store_max = 0;
 }
 
 void jail_config_free(struct jail_config *c)

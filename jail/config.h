@@ -112,6 +112,8 @@ struct jail_config {
 	    registry_plain_http; /* REGISTRY_PLAIN_HTTP hosts over http; NULL = local if loopback */
 	char *registry_ca_file;	 /* REGISTRY_CA_FILE; NULL = system CAs */
 	int pull_threads;	 /* PULL_THREADS 1..16; 2 */
+	long long image_unused_ttl; /* IMAGE_UNUSED_TTL seconds, 0 = never by age; 14 days */
+	long long image_store_max;  /* IMAGE_STORE_MAX bytes of the content store, 0 = no cap */
 };
 
 void jail_config_defaults(struct jail_config *c);

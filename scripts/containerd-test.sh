@@ -99,7 +99,7 @@ halt() {
 our_shims() {
 	local p
 	for p in $(pgrep -f containerd-shim 2>/dev/null); do
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "-address $sock " && echo "$p"
+		tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "-address $sock " && echo "$p"
 	done
 }
 

@@ -4,6 +4,13 @@
  * Jobs live in one list under `mu`: QUEUED -> RUNNING (a pull thread) -> DONE (moved to the
  * done list, eventfd written) -> the loop runs the waiters and frees the job. Waiters belong
  * to their job and are touched only by the loop thread.
+ *
+ * Image GC: use marks (one per image a task used or a pull fetched, under `mu`) give the GC the
+ * last uses not yet written as labels and the names it must leave alone; a mark with
+ * `write_queued` asks a pull thread to write the label. A pull thread runs a GC pass when one is
+ * due (after a successful pull, or PULLER_GC_PERIOD_S after the last) and no other runs; it
+ * waits with a deadline for that. Names the GC removed go back to the loop on the `removed`
+ * list, through the same eventfd as finished jobs.
  */
 #include "puller.h"
 
@@ -16,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "imagegc.h"
+#include "imageuser.h"
 #include "log.h"
 #include "pull.h"
 #include "registry.h"
@@ -32,6 +41,7 @@ struct job {
 	struct job *next;
 	enum job_state state;
 	char name[320];
+	char user[33]; /* non-empty: a USER= lookup, not a pull */
 	struct image_source src;
 	bool force;
 	struct pull_wait *waiters; /* loop thread only */
@@ -45,6 +55,19 @@ struct force_mark {
 	struct force_mark *next;
 	char *name;
 	int64_t at_ms;
+};
+
+struct use_mark {
+	struct use_mark *next;
+	char *name;
+	int64_t used_at;    /* unix seconds of the last use */
+	int64_t written_ms; /* monotonic: when the label write was queued, 0 = never */
+	bool write_queued;
+};
+
+struct removed_name {
+	struct removed_name *next;
+	char name[320];
 };
 
 struct puller {
@@ -66,6 +89,15 @@ struct puller {
 	struct reg_cred *creds;
 	char *credbuf;
 	int ncreds;
+	/* image GC, under mu */
+	char *keep;
+	bool gc_on;
+	bool gc_due;
+	bool gc_running;
+	int64_t gc_next_ms;
+	uint64_t gc_passes;
+	struct use_mark *uses;
+	struct removed_name *removed;
 };
 
 static int64_t now_ms(void)
@@ -125,6 +157,128 @@ int puller_read_auth(const char *path, struct reg_cred **creds, char **buf, stru
 	return (int)n;
 }
 
+/* ---- use marks (callers hold mu) ---- */
+
+static struct use_mark *use_find(struct puller *p, const char *name, bool create)
+{
+	struct use_mark *m;
+	for (m = p->uses; m; m = m->next)
+		if (strcmp(m->name, name) == 0)
+			return m;
+	if (!create)
+		return NULL;
+	m = calloc(1, sizeof *m);
+	if (!m || !(m->name = strdup(name))) {
+		free(m);
+		return NULL;
+	}
+	m->next = p->uses;
+	p->uses = m;
+	return m;
+}
+
+static void use_drop(struct puller *p, const char *name)
+{
+	for (struct use_mark **pp = &p->uses; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0) {
+			struct use_mark *m = *pp;
+			*pp = m->next;
+			free(m->name);
+			free(m);
+			return;
+		}
+}
+
+/* ---- the GC (a pull thread, mu not held) ---- */
+
+static bool gc_busy(void *arg, const char *name)
+{
+	struct puller *p = arg;
+	int64_t now = (int64_t)time(NULL);
+	pthread_mutex_lock(&p->mu);
+	bool busy = false;
+	for (struct job *j = p->jobs; j && !busy; j = j->next)
+		busy = strcmp(j->name, name) == 0;
+	struct use_mark *m = busy ? NULL : use_find(p, name, false);
+	if (m && now - m->used_at < PULLER_USED_GRACE_S)
+		busy = true;
+	pthread_mutex_unlock(&p->mu);
+	return busy;
+}
+
+static int64_t gc_last_used(void *arg, const char *name)
+{
+	struct puller *p = arg;
+	pthread_mutex_lock(&p->mu);
+	struct use_mark *m = use_find(p, name, false);
+	int64_t t = m ? m->used_at : 0;
+	pthread_mutex_unlock(&p->mu);
+	return t;
+}
+
+/* One pass; true when it kept a candidate because it was busy (a grace may end). */
+static bool run_gc(struct puller *p)
+{
+	struct image_gc_policy pol = {
+	    .unused_ttl_s = p->cfg.image_unused_ttl_s,
+	    .store_max = p->cfg.image_store_max,
+	    .keep = p->keep,
+	    .busy = gc_busy,
+	    .last_used = gc_last_used,
+	    .arg = p,
+	};
+	struct image_gc_report rep;
+	struct err e;
+	err_clear(&e);
+	if (image_gc(p->c, &pol, &rep, &e) < 0) {
+		log_warn("image gc: %s", e.msg);
+		image_gc_report_free(&rep);
+		return false;
+	}
+	for (size_t i = 0; i < rep.n_removed; i++) {
+		const struct image_gc_removal *r = &rep.removed[i];
+		if (r->why == IMAGE_GC_UNUSED)
+			log_info("image gc: removed %s (%s): unused for %lld days", r->name,
+				 r->digest, (long long)(r->idle_s / 86400));
+		else
+			log_info("image gc: removed %s (%s): store over cap (IMAGE_STORE_MAX %lld "
+				 "MB), least recently used, %lld MB freed",
+				 r->name, r->digest, (long long)(pol.store_max >> 20),
+				 (long long)(r->freed >> 20));
+	}
+	if (rep.failed)
+		log_warn("image gc: %zu removal(s) failed: %s", rep.failed, e.msg);
+	bool over = pol.store_max > 0 && rep.store_after > pol.store_max;
+	if (rep.n_removed || rep.failed || over)
+		log_info("image gc: %zu images, store %lld MB -> %lld MB (cap %lld MB), %zu "
+			 "removed, %zu kept in use%s",
+			 rep.images, (long long)(rep.store_before >> 20),
+			 (long long)(rep.store_after >> 20), (long long)(pol.store_max >> 20),
+			 rep.n_removed, rep.kept, over ? ": still over the cap" : "");
+	else
+		log_debug("image gc: %zu images, store %lld MB, nothing to remove", rep.images,
+			  (long long)(rep.store_before >> 20));
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < rep.n_removed; i++) {
+		use_drop(p, rep.removed[i].name);
+		struct removed_name *rn = calloc(1, sizeof *rn);
+		if (!rn)
+			continue;
+		snprintf(rn->name, sizeof rn->name, "%s", rep.removed[i].name);
+		rn->next = p->removed;
+		p->removed = rn;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (rep.n_removed) {
+		uint64_t one = 1;
+		if (write(p->efd, &one, sizeof one) < 0) { /* saturated: readable anyway */
+		}
+	}
+	bool kept = rep.kept > 0;
+	image_gc_report_free(&rep);
+	return kept;
+}
+
 /* ---- the pull thread ---- */
 
 static void progress_log(void *arg, const char *what)
@@ -132,8 +286,34 @@ static void progress_log(void *arg, const char *what)
 	log_debug("pull %s: %s", (const char *)arg, what);
 }
 
+static void run_user_job(struct puller *p, struct job *j)
+{
+	struct image_user u;
+	struct err e;
+	err_clear(&e);
+	if (image_user_lookup(p->c, j->name, j->user, &u, &e) < 0) {
+		snprintf(j->msg, sizeof j->msg, "%s", e.msg);
+		return;
+	}
+	if (u.uid < 1000) {
+		snprintf(j->msg, sizeof j->msg,
+			 "user %s of image %s has uid %u: system users (below 1000) cannot run "
+			 "tasks",
+			 j->user, j->name, u.uid);
+		return;
+	}
+	j->ok = 1;
+	snprintf(j->chain, sizeof j->chain, "%u:%u", u.uid, u.gid);
+	snprintf(j->msg, sizeof j->msg, "user %s of image %s is %u:%u", j->user, j->name, u.uid,
+		 u.gid);
+}
+
 static void run_job(struct puller *p, struct reg_client *reg, struct job *j)
 {
+	if (j->user[0]) {
+		run_user_job(p, j);
+		return;
+	}
 	struct pull_env env = {
 	    .c = p->c,
 	    .reg = reg,
@@ -175,6 +355,17 @@ static void run_job(struct puller *p, struct reg_client *reg, struct job *j)
 			 res.digest, from, (long long)(res.fetched >> 20),
 			 (long long)(now_ms() - t0));
 		log_info("%s", j->msg);
+		int64_t now = (int64_t)time(NULL);
+		if (image_gc_touch(p->c, j->name, now, true, &e) < 0)
+			log_warn("image %s: %s", j->name, e.msg);
+		pthread_mutex_lock(&p->mu);
+		struct use_mark *m = use_find(p, j->name, true);
+		if (m) {
+			m->used_at = now;
+			m->written_ms = now_ms();
+		}
+		p->gc_due = true;
+		pthread_mutex_unlock(&p->mu);
 		if (res.copy_error[0])
 			log_warn("image %s: not copied into the local registry: %s", j->name,
 				 res.copy_error);
@@ -200,15 +391,63 @@ static void *pull_thread(void *arg)
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		struct job *j = NULL;
+		struct use_mark *m = NULL;
+		bool gc = false;
 		while (!p->stopping) {
 			for (j = p->jobs; j && j->state != JOB_QUEUED; j = j->next)
 				;
 			if (j)
 				break;
-			pthread_cond_wait(&p->cv, &p->mu);
+			for (m = p->uses; m && !m->write_queued; m = m->next)
+				;
+			if (m)
+				break;
+			if (p->gc_on && !p->gc_running &&
+			    (p->gc_due || now_ms() >= p->gc_next_ms)) {
+				gc = true;
+				break;
+			}
+			if (p->gc_on && !p->gc_running) {
+				struct timespec ts = {.tv_sec = p->gc_next_ms / 1000,
+						      .tv_nsec = (p->gc_next_ms % 1000) * 1000000};
+				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+			} else {
+				pthread_cond_wait(&p->cv, &p->mu);
+			}
 		}
 		if (p->stopping)
 			break;
+		if (m) { /* the label of a use, out of the loop's way */
+			m->write_queued = false;
+			char name[320];
+			snprintf(name, sizeof name, "%s", m->name);
+			int64_t at = m->used_at;
+			pthread_mutex_unlock(&p->mu);
+			struct err te;
+			if (image_gc_touch(p->c, name, at, false, &te) < 0)
+				log_warn("image %s: %s", name, te.msg);
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
+		if (gc) {
+			p->gc_running = true;
+			p->gc_due = false;
+			pthread_mutex_unlock(&p->mu);
+			bool kept = run_gc(p);
+			pthread_mutex_lock(&p->mu);
+			p->gc_running = false;
+			p->gc_next_ms = now_ms() + (int64_t)PULLER_GC_PERIOD_S * 1000;
+			/* An image kept only for its grace is looked at again when it ends. */
+			int64_t wall = (int64_t)time(NULL);
+			for (struct use_mark *um = kept ? p->uses : NULL; um; um = um->next) {
+				int64_t left = um->used_at + PULLER_USED_GRACE_S - wall;
+				if (left >= 0 && now_ms() + (left + 1) * 1000 < p->gc_next_ms)
+					p->gc_next_ms = now_ms() + (left + 1) * 1000;
+			}
+			p->gc_passes++;
+			pthread_cond_broadcast(&p->cv); /* a pass may have become due meanwhile */
+			continue;
+		}
 		j->state = JOB_RUNNING;
 		pthread_mutex_unlock(&p->mu);
 		if (reg)
@@ -225,6 +464,8 @@ static void *pull_thread(void *arg)
 		j->state = JOB_DONE;
 		j->next = p->done;
 		p->done = j;
+		if (p->gc_due)
+			pthread_cond_signal(&p->cv);
 		uint64_t one = 1;
 		if (write(p->efd, &one, sizeof one) < 0) { /* saturated: readable anyway */
 		}
@@ -255,7 +496,16 @@ static void on_done(void *arg, int fd, unsigned events)
 	pthread_mutex_lock(&p->mu);
 	struct job *done = p->done;
 	p->done = NULL;
+	struct removed_name *gone = p->removed;
+	p->removed = NULL;
 	pthread_mutex_unlock(&p->mu);
+	while (gone) {
+		struct removed_name *rn = gone;
+		gone = rn->next;
+		if (p->cfg.on_removed)
+			p->cfg.on_removed(p->cfg.removed_arg, rn->name);
+		free(rn);
+	}
 	while (done) {
 		struct job *j = done;
 		done = j->next;
@@ -279,13 +529,22 @@ struct puller *puller_new(const struct puller_config *pc, struct ctr_client *c, 
 	p->ev = ev;
 	p->efd = -1;
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* now_ms() is the deadline's clock */
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	p->gc_on = pc->image_unused_ttl_s > 0 || pc->image_store_max > 0;
+	p->gc_next_ms = now_ms() + (int64_t)PULLER_GC_PERIOD_S * 1000;
+	p->gc_due = p->gc_on; /* a first pass at start */
 	p->local = strdup(pc->local_registry ? pc->local_registry : "");
 	p->plain = strdup(pc->plain_http ? pc->plain_http : "");
 	p->ca = pc->ca_file && *pc->ca_file ? strdup(pc->ca_file) : NULL;
 	p->snap = strdup(pc->snapshotter ? pc->snapshotter : "overlayfs");
 	p->prefix = strdup(pc->key_prefix ? pc->key_prefix : "vplcell");
-	if (!p->local || !p->plain || !p->snap || !p->prefix) {
+	p->keep = pc->default_image && *pc->default_image ? strdup(pc->default_image) : NULL;
+	if (!p->local || !p->plain || !p->snap || !p->prefix ||
+	    (pc->default_image && *pc->default_image && !p->keep)) {
 		err_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -343,6 +602,17 @@ void puller_free(struct puller *p)
 		p->done = j->next;
 		free_job(j);
 	}
+	while (p->uses) {
+		struct use_mark *m = p->uses;
+		p->uses = m->next;
+		free(m->name);
+		free(m);
+	}
+	while (p->removed) {
+		struct removed_name *rn = p->removed;
+		p->removed = rn->next;
+		free(rn);
+	}
 	while (p->marks) {
 		struct force_mark *m = p->marks;
 		p->marks = m->next;
@@ -362,11 +632,35 @@ void puller_free(struct puller *p)
 	free(p->ca);
 	free(p->snap);
 	free(p->prefix);
+	free(p->keep);
 	free(p);
 }
 
+static struct pull_wait *add_job(struct puller *p, const struct image_source *src, const char *name,
+				 const char *user, bool force, puller_cb cb, void *arg,
+				 struct err *err);
+
 struct pull_wait *puller_ensure(struct puller *p, const struct image_source *src, const char *name,
 				bool force, puller_cb cb, void *arg, struct err *err)
+{
+	return add_job(p, src, name, "", force, cb, arg, err);
+}
+
+struct pull_wait *puller_user(struct puller *p, const char *name, const char *user, puller_cb cb,
+			      void *arg, struct err *err)
+{
+	if (!user || !*user || strlen(user) > 32) {
+		err_set(err, EINVAL, "bad user name");
+		return NULL;
+	}
+	struct image_source none;
+	memset(&none, 0, sizeof none);
+	return add_job(p, &none, name, user, false, cb, arg, err);
+}
+
+static struct pull_wait *add_job(struct puller *p, const struct image_source *src, const char *name,
+				 const char *user, bool force, puller_cb cb, void *arg,
+				 struct err *err)
 {
 	struct pull_wait *w = calloc(1, sizeof *w);
 	if (!w) {
@@ -378,7 +672,7 @@ struct pull_wait *puller_ensure(struct puller *p, const struct image_source *src
 	pthread_mutex_lock(&p->mu);
 	struct job *j;
 	for (j = p->jobs; j; j = j->next)
-		if (strcmp(j->name, name) == 0)
+		if (strcmp(j->name, name) == 0 && strcmp(j->user, user) == 0)
 			break;
 	if (!j) {
 		j = calloc(1, sizeof *j);
@@ -389,12 +683,14 @@ struct pull_wait *puller_ensure(struct puller *p, const struct image_source *src
 			return NULL;
 		}
 		snprintf(j->name, sizeof j->name, "%s", name);
+		snprintf(j->user, sizeof j->user, "%s", user);
 		j->src = *src;
 		j->force = force;
 		j->state = JOB_QUEUED;
 		j->next = p->jobs;
 		p->jobs = j;
-		p->pulls++;
+		if (!user[0])
+			p->pulls++;
 		pthread_cond_signal(&p->cv);
 	}
 	w->next = j->waiters;
@@ -429,6 +725,41 @@ bool puller_force_due(struct puller *p, const char *name)
 	}
 	m->at_ms = now;
 	return true;
+}
+
+void puller_used(struct puller *p, const char *name)
+{
+	int64_t now = now_ms();
+	pthread_mutex_lock(&p->mu);
+	struct use_mark *m = use_find(p, name, true);
+	if (m) {
+		m->used_at = (int64_t)time(NULL);
+		if (!m->write_queued &&
+		    (m->written_ms == 0 || now - m->written_ms >= PULLER_USED_WRITE_S * 1000LL)) {
+			m->write_queued = true;
+			m->written_ms = now;
+			pthread_cond_signal(&p->cv);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+void puller_gc_now(struct puller *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->gc_on) {
+		p->gc_due = true;
+		pthread_cond_signal(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+uint64_t puller_gc_passes(struct puller *p)
+{
+	pthread_mutex_lock(&p->mu);
+	uint64_t n = p->gc_passes;
+	pthread_mutex_unlock(&p->mu);
+	return n;
 }
 
 uint64_t puller_pulls(const struct puller *p)

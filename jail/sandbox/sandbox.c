@@ -61,6 +61,7 @@ struct phase {
 	struct ev_watch *w;
 	struct buf *out;
 	bool truncated;
+	bool to_sink; /* interactive: output goes to the execute socket */
 	bool started, exited, eof, finished;
 	uint32_t status;
 	struct ev_timer *limit;
@@ -73,7 +74,10 @@ struct run {
 	unsigned long long task_id;
 	char id[128];
 	char dir[PATH_MAX];
-	char image[320]; /* containerd name of the task's image */
+	char image[320];   /* containerd name of the task's image */
+	char user[33];	   /* USER= of vplbdx.cfg ("" = the prisoner) */
+	bool user_known;   /* r->uid/gid say who it is */
+	unsigned uid, gid; /* the task's processes and FIFOs */
 	char chain[160];
 	struct image_source src; /* where a pull gets it */
 	bool force;		 /* FORCEPULL asked and due */
@@ -114,6 +118,11 @@ struct run {
 	struct ev_watch *in_w;
 	struct buf inq; /* input not yet taken by the FIFO */
 	struct ev_timer *exec_wait;
+	/* VNC: the launcher (Xvnc, window manager, vpl_wexecution) runs beside
+	 * the relay phase; its output is read and dropped */
+	int aux_fd;
+	struct ev_watch *aux_w;
+	char aux_fifo[PATH_MAX];
 	struct run *next;
 };
 
@@ -201,6 +210,16 @@ static void close_input(struct run *r)
 	buf_free(&r->inq);
 	ev_timer_cancel(r->exec_wait);
 	r->exec_wait = NULL;
+	if (r->aux_w) {
+		ev_unwatch(r->aux_w);
+		r->aux_w = NULL;
+	}
+	if (r->aux_fd >= 0)
+		close(r->aux_fd);
+	r->aux_fd = -1;
+	if (r->aux_fifo[0])
+		unlink(r->aux_fifo);
+	r->aux_fifo[0] = '\0';
 }
 
 static void fail_run(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -320,6 +339,22 @@ static void image_remember(struct sandbox *sb, const char *name, const char *cha
 	sb->images = e;
 }
 
+/* The image GC removed NAME: its cached chain points at snapshots that go. */
+static void image_forget(void *arg, const char *name)
+{
+	struct sandbox *sb = arg;
+	for (struct image_entry **pp = &sb->images; *pp; pp = &(*pp)->next) {
+		struct image_entry *e = *pp;
+		if (strcmp(e->name, name) == 0) {
+			*pp = e->next;
+			free(e->name);
+			free(e->chain);
+			free(e);
+			return;
+		}
+	}
+}
+
 static void on_pulled(void *arg, const char *chain, const char *msg)
 {
 	struct run *r = arg;
@@ -333,6 +368,42 @@ static void on_pulled(void *arg, const char *chain, const char *msg)
 		advance(r);
 	}
 	maybe_free(r);
+}
+
+/* USER= of vplbdx.cfg: its uid/gid from the image's /etc/passwd (read from the content
+ * store by the puller, never from a path), then the FIFOs made for the prisoner change hands. */
+static void on_user(void *arg, const char *ids, const char *msg)
+{
+	struct run *r = arg;
+	r->pw = NULL;
+	unsigned uid, gid;
+	if (!ids || sscanf(ids, "%u:%u", &uid, &gid) != 2 || uid == 0 || gid == 0) {
+		fail_run(r, "vpl-jail: vplbdx.cfg: USER=%s: %s", r->user, ids ? "bad ids" : msg);
+	} else {
+		r->uid = uid;
+		r->gid = gid;
+		r->user_known = true;
+		char p[PATH_MAX];
+		bool ok = true;
+		for (const char *const *f = (const char *const[]){"files", "ctl", NULL}; *f; f++)
+			if (snprintf(p, sizeof p, "%s/%s", r->dir, *f) < (int)sizeof p &&
+			    lchown(p, uid, gid) < 0)
+				ok = false;
+		if (!ok)
+			fail_run(r, "vpl-jail: cannot hand the task's channels to USER=%s",
+				 r->user);
+		else
+			advance(r);
+	}
+	maybe_free(r);
+}
+
+static void lookup_user(struct run *r)
+{
+	struct err e;
+	r->pw = puller_user(r->sb->puller, r->image, r->user, on_user, r, &e);
+	if (!r->pw)
+		fail_run(r, "vpl-jail: %s", e.msg);
 }
 
 /* Hands the image to the puller (not a containerd call: the run is not busy meanwhile, and
@@ -621,10 +692,18 @@ static void init_line(struct run *r, const char *line)
 	} else if (strncmp(line, "started ", 8) == 0) {
 		/* The program holds its output open: remove the name, so no
 		 * other process of the task can write into this phase. */
-		if (ph->started && ph->fifo[0])
-			unlink(ph->fifo);
-		if (r->in_fd >= 0)
-			unlink_fifo(r, "run.in");
+		char name[32], in[48];
+		if (sscanf(line, "started %31s", name) != 1)
+			name[0] = '\0';
+		if (ph->started && ph->exec_id && strcmp(name, ph->exec_id) == 0) {
+			if (ph->fifo[0])
+				unlink(ph->fifo);
+			snprintf(in, sizeof in, "%s.in", name);
+			if (r->in_fd >= 0)
+				unlink_fifo(r, in);
+		} else if (r->aux_fifo[0] && strcmp(name, "vncsrv") == 0) {
+			unlink(r->aux_fifo);
+		}
 	} else if (strncmp(line, "exit ", 5) == 0 && ph->started && !ph->exited) {
 		char name[32];
 		unsigned status;
@@ -702,7 +781,7 @@ static void on_phase_readable(void *arg, int fd, unsigned events)
 				phase_finish(r);
 			return;
 		}
-		if (r->has_sink && strcmp(ph->exec_id, "run") == 0)
+		if (r->has_sink && ph->to_sink)
 			r->sink.output(r->sink.sess, b, (size_t)n);
 		else if (ph->out)
 			out_append(ph->out, &ph->truncated, b, (size_t)n);
@@ -797,7 +876,7 @@ static void start_phase_mode(struct run *r, char mode, const char *name, const c
 	char fifo[64];
 	snprintf(fifo, sizeof fifo, "%s.out", name);
 	/* The helper's child opens it for writing, as the prisoner. */
-	if (fifo_make(r, fifo, ph->fifo, sizeof ph->fifo, (uid_t)r->sb->cfg->prisoner_uid) < 0) {
+	if (fifo_make(r, fifo, ph->fifo, sizeof ph->fifo, (uid_t)r->uid) < 0) {
 		fail_run(r, "vpl-jail: cannot create an output channel: %s", strerror(errno));
 		return;
 	}
@@ -811,12 +890,13 @@ static void start_phase_mode(struct run *r, char mode, const char *name, const c
 			 ph->fd < 0 ? strerror(errno) : e.msg);
 		return;
 	}
-	if (mode == 'T') {
+	ph->to_sink = mode != 'X';
+	if (mode != 'X') {
 		char in[64], path[PATH_MAX];
 		snprintf(in, sizeof in, "%s.in", name);
 		/* O_RDWR: never blocks, and the helper's reader never sees EOF
 		 * until we close it (browser gone). */
-		if (fifo_make(r, in, path, sizeof path, (uid_t)r->sb->cfg->prisoner_uid) < 0 ||
+		if (fifo_make(r, in, path, sizeof path, (uid_t)r->uid) < 0 ||
 		    (r->in_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
 			fail_run(r, "vpl-jail: cannot create an input channel: %s",
 				 strerror(errno));
@@ -829,8 +909,11 @@ static void start_phase_mode(struct run *r, char mode, const char *name, const c
 	size_t argc = 0;
 	while (args[argc])
 		argc++;
-	int n = snprintf(cmd, sizeof cmd, "%c %s %lld %lld %lld %zu\n", mode, name, l->maxtime,
-			 l->maxfilesize, l->maxprocesses, argc);
+	int n = mode == 'C' ? snprintf(cmd, sizeof cmd, "C %s %s\n", name, args[0])
+			    : snprintf(cmd, sizeof cmd, "%c %s %lld %lld %lld %zu\n", mode, name,
+				       l->maxtime, l->maxfilesize, l->maxprocesses, argc);
+	if (mode == 'C')
+		argc = 0;
 	for (size_t i = 0; i < argc && n > 0 && (size_t)n < sizeof cmd; i++)
 		n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s\n", args[i]);
 	if (n <= 0 || (size_t)n >= sizeof cmd) {
@@ -907,7 +990,7 @@ static void phase_finish(struct run *r)
 			note(r, ph->out, sig);
 	}
 	log_info("task %llu: %s exited with status %u", r->task_id, ph->exec_id, ph->status);
-	if (strcmp(ph->exec_id, "run") == 0)
+	if (ph->to_sink)
 		sink_end(r, r->timed_out ? "time limit" : r->oom ? "out of memory" : "exit");
 	if (r->timed_out || r->oom || r->init_exited) {
 		/* The container is dead or dying: nothing more can run. */
@@ -931,9 +1014,10 @@ static void build_env(struct run *r, const char **env, char store[][320], size_t
 	snprintf(store[n++], 320, "HOME=" WORKDIR);
 	snprintf(store[n++], 320, "TMPDIR=/tmp");
 	snprintf(store[n++], 320, "TERM=dumb");
-	snprintf(store[n++], 320, "USER=prisoner");
-	snprintf(store[n++], 320, "LOGNAME=prisoner");
-	snprintf(store[n++], 320, "UID=%d", cfg->prisoner_uid);
+	const char *user = r->user[0] ? r->user : "prisoner";
+	snprintf(store[n++], 320, "USER=%s", user);
+	snprintf(store[n++], 320, "LOGNAME=%s", user);
+	snprintf(store[n++], 320, "UID=%u", r->uid);
 	snprintf(store[n++], 320, "VPL_LANG=%s", r->task && r->task->lang ? r->task->lang : "C");
 	for (size_t i = 0; i < n && i + 1 < max; i++)
 		env[i] = store[i];
@@ -958,8 +1042,8 @@ static void setup_step(struct run *r)
 		struct oci_container_opts o = {
 		    .id = r->id,
 		    .cgroup_parent = "/vplcell",
-		    .uid = (unsigned)cfg->prisoner_uid,
-		    .gid = (unsigned)cfg->prisoner_uid,
+		    .uid = r->uid,
+		    .gid = r->gid,
 		    .helper_path = cfg->helper_path,
 		    .io_dir = r->dir,
 		    .workdir_size = cfg->workdir_size,
@@ -1089,6 +1173,10 @@ static void advance(struct run *r)
 		return;
 	}
 	case ST_SETUP:
+		if (r->user[0] && !r->user_known) {
+			lookup_user(r);
+			return;
+		}
 		setup_step(r);
 		return;
 	case ST_STAGING:
@@ -1126,9 +1214,16 @@ static void advance(struct run *r)
 			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
 			return;
 		}
-		if (r->task->interactive && (wex || webex)) {
-			fail_run(r, "vpl-jail: this server does not run graphical or web programs "
-				    "(vpl_wexecution, vpl_webexecution) yet");
+		if (r->task->interactive && wex) {
+			r->step = ST_WAIT_EXEC;
+			r->task->run_kind = TASK_RUN_VNC;
+			r->task->awaiting_execute = true;
+			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
+			return;
+		}
+		if (r->task->interactive && webex) {
+			fail_run(r, "vpl-jail: this server does not run web programs "
+				    "(vpl_webexecution) yet");
 			return;
 		}
 		if (!ex && !wex && !webex && r->task->compilation.len == 0)
@@ -1473,6 +1568,11 @@ static int sandbox_images_init(struct sandbox *sb, const struct jail_config *cfg
 	    .max_image_size = cfg->max_image_size,
 	    .forcepull_ttl_s = cfg->forcepull_ttl,
 	    .threads = cfg->pull_threads,
+	    .default_image = sb->default_name,
+	    .image_unused_ttl_s = cfg->image_unused_ttl,
+	    .image_store_max = cfg->image_store_max,
+	    .on_removed = image_forget,
+	    .removed_arg = sb,
 	};
 	sb->puller = puller_new(&pc, sb->client, sb->ev, err);
 	if (!sb->puller)
@@ -1580,7 +1680,8 @@ static struct run *run_new(struct sandbox *sb, struct task *t, struct err *err)
 	r->task = t;
 	r->pooled = t == NULL;
 	r->task_id = t ? (unsigned long long)t->id : 0;
-	r->init_fd = r->files_fd = r->ph.fd = r->ctl_fd = r->in_fd = -1;
+	r->init_fd = r->files_fd = r->ph.fd = r->ctl_fd = r->in_fd = r->aux_fd = -1;
+	r->uid = r->gid = (unsigned)sb->cfg->prisoner_uid;
 	++sb->seq;
 	if (snprintf(r->id, sizeof r->id, "vplcell-%s-%llu", sb->worker, sb->seq) >=
 		(int)sizeof r->id ||
@@ -1757,8 +1858,9 @@ static int pool_take(struct run *r, struct task *t, struct err *err)
  * not for the student's eyes), else DEFAULT_IMAGE. Returns -1 with a message
  * for the teacher when the file or the name is not acceptable. */
 static int choose_image(struct sandbox *sb, struct task *t, char *name, size_t namesz,
-			struct image_source *src, bool *force, struct err *err)
+			struct image_source *src, bool *force, char user[33], struct err *err)
 {
+	user[0] = '\0';
 	snprintf(name, namesz, "%s", sb->default_name);
 	*src = sb->default_src;
 	*force = false;
@@ -1770,11 +1872,10 @@ static int choose_image(struct sandbox *sb, struct task *t, char *name, size_t n
 	taskfiles_remove(&t->files, "vplbdx.cfg");
 	if (rc < 0)
 		return -1; /* the message names the file and line */
-	if (vc.user[0])
-		return err_set(err, ENOTSUP,
-			       "vplbdx.cfg: USER=%s: this server runs every task as its own "
-			       "unprivileged user (uid %d); remove the USER line",
-			       vc.user, sb->cfg->prisoner_uid);
+	if (vc.user[0] && !sb->puller)
+		return err_set(err, ENOTSUP, "vplbdx.cfg: USER=%s: not available on this server",
+			       vc.user);
+	snprintf(user, 33, "%s", vc.user);
 	if (vc.docker[0]) {
 		const char *allowed = sb->cfg->allowed_images;
 		struct image_ref as_written;
@@ -1808,10 +1909,13 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 	char name[320];
 	struct image_source src;
 	bool force;
+	char user[33];
 	struct err ie;
 	err_clear(&ie);
-	int chosen = choose_image(sb, t, name, sizeof name, &src, &force, &ie);
-	bool is_default = chosen == 0 && !force && strcmp(name, sb->default_name) == 0;
+	int chosen = choose_image(sb, t, name, sizeof name, &src, &force, user, &ie);
+	if (chosen == 0 && sb->puller)
+		puller_used(sb->puller, name);
+	bool is_default = chosen == 0 && !force && !user[0] && strcmp(name, sb->default_name) == 0;
 	for (struct run *p = sb->runs; is_default && p; p = p->next) {
 		if (p->parked && !p->aborting && !p->seq_busy) {
 			log_info("task %llu: container %s (from the pool) image %s",
@@ -1832,6 +1936,7 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 		return 0;
 	}
 	snprintf(r->image, sizeof r->image, "%s", name);
+	snprintf(r->user, sizeof r->user, "%s", user);
 	r->src = src;
 	r->force = force;
 	log_info("task %llu: container %s image %s", r->task_id, r->id, r->image);
@@ -1918,6 +2023,75 @@ void sandbox_free(struct sandbox *sb)
 
 /* ------------------------------------------------------------ interactive */
 
+static void on_aux_readable(void *arg, int fd, unsigned events)
+{
+	struct run *r = arg;
+	char b[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = read(fd, b, sizeof b);
+		if (n > 0)
+			continue; /* the launcher's chatter (Xvnc's log): dropped */
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		ev_unwatch(r->aux_w);
+		r->aux_w = NULL;
+		close(r->aux_fd);
+		r->aux_fd = -1;
+		return;
+	}
+}
+
+/*
+ * VNC (vpl-jail-protocol.md §6.6): inside the container, the launcher starts
+ * Xvnc on display :1, loopback only, with the password the plugin derives
+ * (the execution ticket's first 8 characters: the rest of the ticket never
+ * enters the container), openbox, then vpl_wexecution; when the program
+ * ends it stops Xvnc. The relay phase "vnc" (helper C command) connects to
+ * Xvnc from inside the container and carries RFB through FIFOs: the worker
+ * never connects to anything a task could substitute.
+ */
+#define VNC_PORT 5901
+static const char vnc_launcher[] =
+    "umask 077; d=$(mktemp -d); printf '%s' \"$VPL_VNCPASSWD\" | vncpasswd -f > \"$d/p\"; "
+    "unset VPL_VNCPASSWD; g=${VPL_XGEOMETRY:-800x600}; "
+    "Xvnc :1 -rfbport 5901 -localhost -interface 127.0.0.1 -SecurityTypes VncAuth "
+    "-PasswordFile \"$d/p\" -geometry \"$g\" -depth 24 -nolisten tcp -AlwaysShared=0 "
+    ">/dev/null 2>&1 & x=$!; "
+    "for i in $(seq 100); do [ -e /tmp/.X11-unix/X1 ] && break; sleep 0.05; done; "
+    "export DISPLAY=:1; (openbox >/dev/null 2>&1 &); "
+    "./vpl_wexecution; s=$?; kill $x 2>/dev/null; wait $x 2>/dev/null; exit $s";
+
+static void start_vnc(struct run *r)
+{
+	struct task *t = r->task;
+	char env[64];
+	int n = snprintf(env, sizeof env, "E VPL_VNCPASSWD=%.8s\n", t->execute);
+	if (send_command(r, env, (size_t)n) < 0)
+		return;
+	explicit_bzero(env, sizeof env);
+	struct err e;
+	if (fifo_make(r, "vncsrv.out", r->aux_fifo, sizeof r->aux_fifo, (uid_t)r->uid) < 0 ||
+	    (r->aux_fd = open(r->aux_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+	    !(r->aux_w = ev_watch_fd(r->sb->ev, r->aux_fd, EV_READ, on_aux_readable, r, &e))) {
+		fail_run(r, "vpl-jail: cannot start the VNC server's channel");
+		return;
+	}
+	const struct task_limits *l = &t->limits;
+	char cmd[2048];
+	n = snprintf(cmd, sizeof cmd, "X vncsrv %lld %lld %lld 3\n/bin/bash\n-c\n%s\n", l->maxtime,
+		     l->maxfilesize, l->maxprocesses, vnc_launcher);
+	if (n <= 0 || (size_t)n >= sizeof cmd || send_command(r, cmd, (size_t)n) < 0)
+		return;
+	static const char clear[] = "E VPL_VNCPASSWD=\n";
+	if (send_command(r, clear, sizeof clear - 1) < 0)
+		return;
+	char port[16];
+	snprintf(port, sizeof port, "%d", VNC_PORT);
+	const char *args[] = {port, NULL};
+	start_phase_mode(r, 'C', "vnc", args, NULL);
+	log_info("task %llu: VNC session attached", r->task_id);
+}
+
 static void on_exec_wait(void *arg)
 {
 	struct run *r = arg;
@@ -1940,6 +2114,10 @@ int sandbox_exec_attach(struct sandbox *sb, struct task *t, const struct exec_si
 	task_set_state(t, TASK_RUNNING, NULL);
 	t->executed = true;
 	r->step = ST_RUN;
+	if (t->run_kind == TASK_RUN_VNC) {
+		start_vnc(r);
+		return 0;
+	}
 	/* xterm.js on the other side */
 	static const char term[] = "E TERM=xterm\n";
 	if (send_command(r, term, sizeof term - 1) < 0)

@@ -313,10 +313,21 @@ def test_bad_vplbdx():
     assert "line 2" in line and "COLOR" in line.upper(), line
 
 
-def test_user_line_refused():
-    g = bb_task("test/busybox", "echo must-not-run", extra="USER=prisoner\n")
-    line = assert_failed(g, "USER")
-    assert "vplbdx.cfg" in line and "USER=prisoner" in line, line
+def test_user_from_image():
+    """USER= names a user of the image: the task runs with its uid/gid, read from
+    the image's /etc/passwd (through containerd's content store)."""
+    g = bb_task("test/withuser", "id -u; id -g", extra="USER=student\n")
+    assert g["executed"] == 1 and "2000\n2000" in g["execution"], g
+
+
+def test_user_refusals():
+    g = bb_task("test/withuser", "echo must-not-run", extra="USER=nosuch\n")
+    line = assert_failed(g, "does not exist", "not exist", "no user")
+    assert "USER=nosuch" in line, line
+    g = bb_task("test/withuser", "echo must-not-run", extra="USER=root\n")
+    assert_failed(g, "root", "uid 0")
+    g = bb_task("test/withuser", "echo must-not-run", extra="USER=daemon\n")
+    assert_failed(g, "system users", "below 1000", "gid 0", "uid 1")
 
 
 def start_small_worker():
@@ -470,7 +481,10 @@ def prepare_images():
             ("big", [{"big.bin": os.urandom(3 << 20)}]),
             ("corrupt", [{"corrupt.txt": b"CORRUPT-ME\n" * 1000}]),
             ("never", [{"never.txt": b"NEVER\n"}]),
-            ("cold", [{"cold.txt": b"COLD-IMAGE\n"}, {"etc/cold2.txt": b"second layer\n"}])):
+            ("cold", [{"cold.txt": b"COLD-IMAGE\n"}, {"etc/cold2.txt": b"second layer\n"}]),
+            ("withuser", [{"etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n"
+                                         b"student:x:2000:2000::/home/student:/bin/sh\n"
+                                         b"daemon:x:1:1::/:/bin/false\n"}])):
         ref, info = V.variant(name, *layers)
         INFO[name] = {"ref": ref, "info": info}
     ref, info = V.platform_list("multi", {V.arch: {"platform.txt": b"PLATFORM-%s\n" % V.arch.encode()},
@@ -482,7 +496,7 @@ def prepare_images():
             ("oci-archive:" + bb, U, "up/moving:latest", None, False),
             (INFO["uponly"]["ref"], U, "up/only:latest", None, False),
             (INFO["multi"]["ref"], L, "test/multi:latest", creds, True)]
-    for name in ("big", "corrupt", "never", "cold"):
+    for name in ("big", "corrupt", "never", "cold", "withuser"):
         jobs.append((INFO[name]["ref"], L, "test/%s:latest" % name, creds, False))
     with ThreadPoolExecutor(4) as ex:
         futs = [ex.submit(push, *j) for j in jobs]
@@ -508,7 +522,7 @@ def main():
         tests = [test_default_image_from_local_registry, test_docker_present_locally,
                  test_upstream_only_copied_to_local, test_forcepull_after_tag_moved,
                  test_manifest_list_two_platforms, test_foreign_host_refused, test_not_found,
-                 test_bad_vplbdx, test_user_line_refused]
+                 test_bad_vplbdx, test_user_from_image, test_user_refusals]
         for fn in tests:
             S.run(fn)
         try:

@@ -787,7 +787,9 @@ static void test_dump_defaults(void **state)
 			   "REGISTRY_AUTH_FILE=\n"
 			   "REGISTRY_PLAIN_HTTP=\n"
 			   "REGISTRY_CA_FILE=\n"
-			   "PULL_THREADS=2\n";
+			   "PULL_THREADS=2\n"
+			   "IMAGE_UNUSED_TTL=1209600\n"
+			   "IMAGE_STORE_MAX=0\n";
 	assert_string_equal(b.data, want);
 	buf_free(&b);
 	jail_config_free(&c);

@@ -1,0 +1,65 @@
+/*
+ * imageuser.h - an activity's USER= looked up in its image's /etc/passwd, blocking.
+ *
+ * vplbdx.cfg may say USER=<name>: the task then runs as that user of the image. The worker must
+ * find the user's uid/gid without ever opening a host path (an unpacked rootfs can hold symlinks
+ * that point at host files), so image_user_lookup() reads /etc/passwd out of the image's layers
+ * as containerd's content store holds them: the manifest (through the image record's target; for
+ * an index, the host platform's manifest), then each layer's tar stream through Content/Read,
+ * decompressed by libarchive with its built-in gzip/zstd decoders only (plain tar needs none).
+ *
+ * Which /etc/passwd counts is decided as containerd's applier would build the rootfs, top layer
+ * down: entry names are cleaned like filepath.Clean("/" + name) ("./etc/passwd", "/etc//passwd"
+ * all count). The topmost layer holding etc/passwd wins, and reading that layer stops there. A
+ * layer without it that hides lower layers' file - etc/.wh.passwd, an opaque etc/.wh..wh..opq or
+ * .wh..wh..opq, a whiteout .wh.etc, or an "etc" entry that is not a directory - means the image
+ * has no /etc/passwd (such a layer is read to its end, since its own etc/passwd would still
+ * win). The winning entry must be a regular file (not a symlink nor a hardlink: "not a regular
+ * file") of at most IMAGE_USER_PASSWD_MAX bytes. Known difference: a layer whose tar holds two
+ * etc/passwd entries counts its first (containerd keeps the last); the image's author controls
+ * both, so this only matters to a broken image.
+ *
+ * Policy: the user must exist and be neither uid 0 nor gid 0 (EPERM): a task never runs as root
+ * or with root's group; any other uid/gid is accepted (images' users need not be >= 1000).
+ *
+ * Errors (err->code): EINVAL a name outside vplbdx.c's rule [a-z_][a-z0-9_-]{0,31}; ENOENT no such
+ * image, no /etc/passwd, or no such user; EPERM root; EBADMSG malformed passwd, a passwd that is
+ * not a regular file or too big, a layer that is not a readable tar; EFBIG a layer over the scan
+ * caps (4M entries, 64 GiB uncompressed); plus the content store's own (ETIMEDOUT, EAGAIN, EIO,
+ * ...). Messages name the user and the image.
+ *
+ * For the puller thread and the command-line tools only: never on the event loop thread.
+ * Nothing is cached here; caching is the caller's business.
+ */
+#ifndef VC_IMAGEUSER_H
+#define VC_IMAGEUSER_H
+
+#include <stddef.h>
+
+#include "ctr_client.h"
+#include "err.h"
+
+#define IMAGE_USER_PASSWD_MAX (1024 * 1024)
+#define IMAGE_USER_NAME_MAX   32
+
+struct image_user {
+	char name[IMAGE_USER_NAME_MAX + 1];
+	unsigned uid, gid;
+	char home[256];
+};
+
+/* See above. Returns 0 and fills *out, or -1 with err filled. */
+int image_user_lookup(struct ctr_client *c, const char *image, const char *user,
+		      struct image_user *out, struct err *err);
+
+/*
+ * The same on a passwd file's bytes (pure). The file is parsed strictly, every line of it: lines
+ * are name:password:uid:gid:gecos:home:shell (exactly 7 fields), uid and gid plain decimal below
+ * 4294967295, a non-empty name, no NUL nor control characters; empty lines and '#' comments are
+ * skipped (as glibc does). The first line for USER counts (as getpwnam); its home must be an
+ * absolute path shorter than sizeof out->home. Any malformed line fails with EBADMSG naming it.
+ */
+int passwd_lookup(const char *data, size_t len, const char *user, struct image_user *out,
+		  struct err *err);
+
+#endif
