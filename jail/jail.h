@@ -49,6 +49,9 @@ struct jail {
 			  struct err *err);
 	void (*exec_pause)(void *sandbox, struct task *t, bool paused);
 	void (*exec_detach)(void *sandbox, struct task *t);
+	/* What the task waits for before compiling (an image pull), for the
+	 * monitor: false when nothing to say. */
+	bool (*task_progress)(void *sandbox, struct task *t, char *out, size_t n);
 	int64_t (*now_ms)(void); /* monotonic clock, replaceable in tests */
 	struct evloop *ev;	 /* non-socket fds and timers; NULL without a sandbox */
 };

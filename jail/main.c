@@ -45,6 +45,11 @@ static void exec_detach(void *sandbox, struct task *t)
 	sandbox_exec_detach(sandbox, t);
 }
 
+static bool task_progress(void *sandbox, struct task *t, char *out, size_t n)
+{
+	return sandbox_task_progress(sandbox, t, out, n);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vpl-jail [-f CONFIG] [-t] [--version]\n"
@@ -140,6 +145,7 @@ int main(int argc, char **argv)
 		j.exec_input = exec_input;
 		j.exec_pause = exec_pause;
 		j.exec_detach = exec_detach;
+		j.task_progress = task_progress;
 		task_table_set_release(j.tasks, sandbox_release_task, sb);
 	} else {
 		log_warn("CONTAINERD_SOCKET is empty: tasks will not be executed");

@@ -384,6 +384,16 @@ void monitor_tick(struct monitor *m, int64_t now_ms)
 	}
 }
 
+void monitor_detail(struct monitor *m, const char *detail)
+{
+	if (m->phase != PH_ACTIVE || !m->label || !detail || !*detail)
+		return;
+	char f[320];
+	int n = snprintf(f, sizeof f, "%s:%s", m->label, detail);
+	if (n > 0)
+		send_frame(m, f, (size_t)n < sizeof f ? (size_t)n : sizeof f - 1);
+}
+
 bool monitor_client_gone(struct monitor *m, int64_t now_ms)
 {
 	(void)now_ms;

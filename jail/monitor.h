@@ -147,6 +147,11 @@ void monitor_out_of_memory(struct monitor *m, unsigned mib, int64_t now_ms);
 /* Counters, delayed messages, pauses and deadlines. */
 void monitor_tick(struct monitor *m, int64_t now_ms);
 
+/* A detail of the current state ("message:starting:<detail>", e.g. the progress of an image
+ * pull): sent once, the counters go on with the state's label. Nothing outside an active
+ * labelled state. */
+void monitor_detail(struct monitor *m, const char *detail);
+
 /* The browser sent data or closed the socket. true = the owner must clean the
  * task (see above). */
 bool monitor_client_gone(struct monitor *m, int64_t now_ms);

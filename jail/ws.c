@@ -39,6 +39,7 @@ struct ws_sess {
 	struct monitor *mon;
 	enum mon_state last_state;
 	bool said_before_running, said_timeout, said_oom;
+	char progress[200]; /* last detail sent (image pulls) */
 	/* execute */
 	bool attached, paused;
 	int64_t opened_ms;
@@ -221,6 +222,13 @@ static void mon_poll(struct ws_sess *s, int64_t now)
 		monitor_state(s->mon, st, now);
 	}
 	s->last_state = st;
+	char detail[200];
+	if (t && st == MON_STARTING && s->j->task_progress &&
+	    s->j->task_progress(s->j->sandbox, t, detail, sizeof detail) &&
+	    strcmp(detail, s->progress) != 0) {
+		snprintf(s->progress, sizeof s->progress, "%s", detail);
+		monitor_detail(s->mon, detail);
+	}
 	monitor_tick(s->mon, now);
 }
 

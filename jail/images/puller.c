@@ -41,7 +41,9 @@ struct job {
 	struct job *next;
 	enum job_state state;
 	char name[320];
-	char user[33]; /* non-empty: a USER= lookup, not a pull */
+	char user[33];	    /* non-empty: a USER= lookup, not a pull */
+	char progress[160]; /* under mu: what the pull is doing, for the monitor */
+	struct puller *p;
 	struct image_source src;
 	bool force;
 	struct pull_wait *waiters; /* loop thread only */
@@ -283,7 +285,11 @@ static bool run_gc(struct puller *p)
 
 static void progress_log(void *arg, const char *what)
 {
-	log_debug("pull %s: %s", (const char *)arg, what);
+	struct job *j = arg;
+	log_debug("pull %s: %s", j->name, what);
+	pthread_mutex_lock(&j->p->mu);
+	snprintf(j->progress, sizeof j->progress, "%s", what);
+	pthread_mutex_unlock(&j->p->mu);
 }
 
 static void run_user_job(struct puller *p, struct job *j)
@@ -321,7 +327,7 @@ static void run_job(struct puller *p, struct reg_client *reg, struct job *j)
 	    .key_prefix = p->prefix,
 	    .max_image_size = p->cfg.max_image_size,
 	    .progress = progress_log,
-	    .parg = j->name,
+	    .parg = j,
 	};
 	struct pull_result res;
 	struct err e;
@@ -684,6 +690,7 @@ static struct pull_wait *add_job(struct puller *p, const struct image_source *sr
 		}
 		snprintf(j->name, sizeof j->name, "%s", name);
 		snprintf(j->user, sizeof j->user, "%s", user);
+		j->p = p;
 		j->src = *src;
 		j->force = force;
 		j->state = JOB_QUEUED;
@@ -765,4 +772,18 @@ uint64_t puller_gc_passes(struct puller *p)
 uint64_t puller_pulls(const struct puller *p)
 {
 	return p->pulls;
+}
+
+bool puller_progress(struct puller *p, const char *name, char *out, size_t n)
+{
+	bool found = false;
+	pthread_mutex_lock(&p->mu);
+	for (struct job *j = p->jobs; j; j = j->next)
+		if (!j->user[0] && strcmp(j->name, name) == 0 && j->progress[0]) {
+			snprintf(out, n, "%s", j->progress);
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&p->mu);
+	return found;
 }

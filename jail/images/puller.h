@@ -96,6 +96,10 @@ void puller_gc_now(struct puller *p);
 /* GC passes finished since puller_new: for tests and logs. */
 uint64_t puller_gc_passes(struct puller *p);
 
+/* What the pull of NAME is doing now ("downloading layer 1 of 2 (120 MB)"): false when no
+ * pull of it runs or it said nothing yet. Loop thread. */
+bool puller_progress(struct puller *p, const char *name, char *out, size_t n);
+
 /* Pulls started (not coalesced) since puller_new: for tests and logs. */
 uint64_t puller_pulls(const struct puller *p);
 

@@ -1186,6 +1186,7 @@ static void advance(struct run *r)
 			char script[300];
 			snprintf(script, sizeof script, "./%s", r->task->script);
 			const char *args[] = {script, NULL};
+			r->task->compile_started = true;
 			start_phase(r, "compile", args, &r->task->compilation);
 		} else {
 			r->step = ST_PROBE;
@@ -2188,4 +2189,16 @@ void sandbox_exec_detach(struct sandbox *sb, struct task *t)
 	if (!r->seq_busy)
 		cleanup_next(r);
 	maybe_free(r);
+}
+
+bool sandbox_task_progress(struct sandbox *sb, struct task *t, char *out, size_t n)
+{
+	struct run *r = t->run;
+	if (!r || !r->pw || !sb->puller)
+		return false;
+	char what[160];
+	if (!puller_progress(sb->puller, r->image, what, sizeof what))
+		snprintf(what, sizeof what, "waiting for the image");
+	snprintf(out, n, "image %s: %s", r->image, what);
+	return true;
 }

@@ -53,6 +53,9 @@ int sandbox_exec_input(struct sandbox *sb, struct task *t, const void *data, siz
 void sandbox_exec_pause(struct sandbox *sb, struct task *t, bool paused);
 void sandbox_exec_detach(struct sandbox *sb, struct task *t);
 
+/* jail.h's task_progress: an image pull the task waits for. */
+bool sandbox_task_progress(struct sandbox *sb, struct task *t, char *out, size_t n);
+
 /* Number of runs whose containers still exist (including ones cleaning up). */
 unsigned sandbox_live_runs(const struct sandbox *sb);
 
