@@ -92,6 +92,7 @@ static const struct key keys[] = {
     {"TASK_NETWORK", T_BOOL, F(task_network), 0, 1, NULL, false},
     {"WORKER_ID", T_OPTSTR, F(worker_id), 0, 0, NULL, false},
     {"POOL_SIZE", T_INT, F(pool_size), 0, 64, NULL, false},
+    {"SHIM_GROUP_SIZE", T_INT, F(shim_group_size), 1, 256, NULL, false},
     {"LOCAL_REGISTRY", T_STR, F(local_registry), 0, 0, DEFAULT_REG, false},
     {"UPSTREAM_REGISTRY", T_OPTSTR, F(upstream_registry), 0, 0, NULL, false},
     {"ALLOWED_IMAGES", T_OPTSTR, F(allowed_images), 0, 0, NULL, false},
@@ -278,6 +279,7 @@ void jail_config_defaults(struct jail_config *c)
 	c->task_network = 0;
 	c->worker_id = NULL;
 	c->pool_size = 2;
+	c->shim_group_size = 16;
 	c->local_registry = strdup(DEFAULT_REG);
 	c->upstream_registry = NULL;
 	c->allowed_images = NULL;

@@ -100,6 +100,7 @@ struct jail_config {
 	int task_network;	    /* TASK_NETWORK bool: tasks get the host's network; 0 */
 	char *worker_id;	    /* WORKER_ID: owner label; NULL = <hostname>-<pid> */
 	int pool_size;		    /* POOL_SIZE: started containers kept ready; 2 */
+	int shim_group_size;	    /* SHIM_GROUP_SIZE: containers per runc shim; 16 */
 
 	/* Images (docs/images.md). */
 	char *local_registry;	  /* LOCAL_REGISTRY host[:port]; "127.0.0.1:5000" */

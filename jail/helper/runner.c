@@ -36,6 +36,7 @@ static int sig_pipe[2] = {-1, -1};
 struct phase {
 	char name[17];
 	pid_t pid;
+	int go_fd; /* X: the program waits for "G <phase>" before it execs (-1: none) */
 };
 static struct phase phases[MAX_PHASES];
 
@@ -169,7 +170,7 @@ static void program_exec(char **argv, int ready_fd)
 }
 
 static void child_exec(const char *phase, long long cpu, long long fsize, long long nproc,
-		       char **argv, int ready_fd)
+		       char **argv, int ready_fd, int go_fd)
 {
 	program_limits(cpu, fsize, nproc);
 	setsid();
@@ -182,7 +183,18 @@ static void child_exec(const char *phase, long long cpu, long long fsize, long l
 	dup2(in, 0);
 	dup2(out, 1);
 	dup2(out, 2);
-	program_exec(argv, ready_fd);
+	/* The FIFO is open: tell the helper, then wait until the worker has
+	 * removed its name, so the program can never open it by name and write
+	 * into its own result behind its caller's back. */
+	close(ready_fd);
+	char b;
+	ssize_t n;
+	while ((n = read(go_fd, &b, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		_exit(126); /* the helper is gone */
+	close(go_fd);
+	program_exec(argv, -1);
 }
 
 /* A free slot for phase, or -1 (said why): MAX_PHASES programs at once, and a name is
@@ -209,8 +221,14 @@ static void start_phase(const char *phase, long long cpu, long long fsize, long 
 	int slot = claim_slot(phase);
 	if (slot < 0)
 		return;
-	int ready[2];
+	int ready[2], go[2];
 	if (pipe2(ready, O_CLOEXEC) < 0) {
+		say("error pipe: %s", strerror(errno));
+		return;
+	}
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		close(ready[0]);
+		close(ready[1]);
 		say("error pipe: %s", strerror(errno));
 		return;
 	}
@@ -218,21 +236,41 @@ static void start_phase(const char *phase, long long cpu, long long fsize, long 
 	if (pid < 0) {
 		close(ready[0]);
 		close(ready[1]);
+		close(go[0]);
+		close(go[1]);
 		say("error fork: %s", strerror(errno));
 		return;
 	}
 	if (pid == 0) {
 		close(ready[0]);
-		child_exec(phase, cpu, fsize, nproc, argv, ready[1]);
+		close(go[1]);
+		child_exec(phase, cpu, fsize, nproc, argv, ready[1], go[0]);
 	}
 	close(ready[1]);
+	close(go[0]);
 	char b;
 	while (read(ready[0], &b, 1) < 0 && errno == EINTR)
 		;
 	close(ready[0]);
 	snprintf(phases[slot].name, sizeof phases[slot].name, "%s", phase);
 	phases[slot].pid = pid;
+	phases[slot].go_fd = go[1];
 	say("started %s %d", phase, (int)pid);
+}
+
+/* "G <phase>": the worker removed the phase's FIFO name: the program may exec. */
+static void release_phase(const char *phase)
+{
+	for (int i = 0; i < MAX_PHASES; i++)
+		if (phases[i].pid != 0 && phases[i].go_fd >= 0 &&
+		    strcmp(phases[i].name, phase) == 0) {
+			ssize_t w;
+			while ((w = write(phases[i].go_fd, "g", 1)) < 0 && errno == EINTR)
+				;
+			close(phases[i].go_fd);
+			phases[i].go_fd = -1;
+			return;
+		}
 }
 
 /* ---------------- relays: "T" (terminal) and "C" (connect) ----------------
@@ -614,6 +652,7 @@ static void start_relay(const char *phase, int port, long long cpu, long long fs
 			       : connect_relay(phase, port));
 	snprintf(phases[slot].name, sizeof phases[slot].name, "%s", phase);
 	phases[slot].pid = pid;
+	phases[slot].go_fd = -1;
 }
 
 static void reap(void)
@@ -626,6 +665,9 @@ static void reap(void)
 				continue;
 			say("exit %s %d", phases[i].name, wait_code(status));
 			phases[i].pid = 0;
+			if (phases[i].go_fd >= 0)
+				close(phases[i].go_fd);
+			phases[i].go_fd = -1;
 		}
 		/* anything else is an orphan re-parented to us: just reaped */
 	}
@@ -680,6 +722,13 @@ static int try_command(int rootfd)
 			return 1;
 		}
 		start_relay(phase, (int)port, 0, 0, 0, NULL);
+		return 1;
+	} else if (kind == 'G') {
+		next_line(head, sizeof head);
+		if (sscanf(head, "G %31s", a1) == 1 && valid_phase(a1))
+			release_phase(a1);
+		else
+			say("error bad command");
 		return 1;
 	} else if (kind == 'E') {
 		/* "E NAME=VALUE": environment of the programs started after it

@@ -17,6 +17,11 @@
  *       RLIMIT_CORE 0, default signal dispositions.
  *       Before sending: <phase>.out exists and the worker holds it open for reading
  *       (O_RDONLY|O_NONBLOCK), or the program's open blocks.
+ *       The program opens <phase>.out, then WAITS: "started <phase> <pid>" is said, and it
+ *       execs only on "G <phase>", which the worker sends once it has removed the FIFO's
+ *       name (so no process of the task can ever open that FIFO by name).
+ *   "G <phase>\n"
+ *       let an X phase's program exec (see X); ignored for any other phase
  *   "T <phase> <cpu_s> <fsize> <nproc> <argc>\n" then argc lines, one argument each
  *       like X (work dir, environment, limits, signals, new session), but on a pseudo-terminal.
  *       The helper forks a relay (same uid, never execs, not dumpable) that opens

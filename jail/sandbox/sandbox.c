@@ -701,8 +701,15 @@ static void init_line(struct run *r, const char *line)
 			snprintf(in, sizeof in, "%s.in", name);
 			if (r->in_fd >= 0)
 				unlink_fifo(r, in);
+			if (!ph->to_sink) { /* X: the program waits for this to exec */
+				char go[48];
+				int n = snprintf(go, sizeof go, "G %s\n", name);
+				send_command(r, go, (size_t)n);
+			}
 		} else if (r->aux_fifo[0] && strcmp(name, "vncsrv") == 0) {
 			unlink(r->aux_fifo);
+			static const char go[] = "G vncsrv\n";
+			send_command(r, go, sizeof go - 1);
 		}
 	} else if (strncmp(line, "exit ", 5) == 0 && ph->started && !ph->exited) {
 		char name[32];
@@ -1071,7 +1078,21 @@ static void setup_step(struct run *r)
 		}
 		char tid[32];
 		snprintf(tid, sizeof tid, "%llu", r->task_id);
-		const char *labels[] = {"vplcell.worker", sb->worker, "vplcell.task", tid, NULL};
+		/* Containers of one group share one runc shim (~14 MB): idle
+		 * interactive sessions cost their own processes, not a shim each.
+		 * A shim that dies takes its group: SHIM_GROUP_SIZE trades that
+		 * isolation for memory (1 = a shim per container). */
+		char group[96];
+		snprintf(group, sizeof group, "vplcell-%s-g%llu", sb->worker,
+			 sb->seq / (unsigned long long)cfg->shim_group_size);
+		const char *labels[] = {"vplcell.worker",
+					sb->worker,
+					"vplcell.task",
+					tid,
+					cfg->shim_group_size > 1 ? "io.containerd.runc.v2.group"
+								 : NULL,
+					group,
+					NULL};
 		struct ctr_container_spec cs = {.id = r->id,
 						.image = r->image,
 						.rt = rt,

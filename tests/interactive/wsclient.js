@@ -5,6 +5,10 @@
 //           | {"id":"m","ev":"unexpected","status":500}
 //   {"op":"send","id":"m","text":"..."} / {"op":"send","id":"m","b64":"..."} (binary frame)
 //   {"op":"close","id":"m","code":1000}
+//   {"op":"pause","id":"m"} / {"op":"resume","id":"m"}: stop / restart reading the TCP socket
+//        (a slow consumer: the server's writes back up) -> {"id":"m","ev":"paused"|"resumed"}
+//   "summary":true on open: a message event carries no text but its size and a running
+//        summary instead: {"id":"m","ev":"message","len":N,"total":T,"tail":"<last 256 chars>"}
 //   incoming frames -> {"id":"m","ev":"message","text":"..."} or {"id":"m","ev":"message","b64":"..."}
 //   end -> {"id":"m","ev":"close","code":1000,"reason":"..."}
 // The browser-facing behaviour under test is the server's; this client is only `ws`.
@@ -22,6 +26,7 @@ function open(c) {
   if (c.insecure) opts.rejectUnauthorized = false;
   const ws = new WebSocket(c.url, c.protocols || [], opts);
   socks.set(c.id, ws);
+  let total = 0, tail = "";
   ws.on("open", () => out({ id: c.id, ev: "open", protocol: ws.protocol,
                             cookie: (ws._req && ws._req.res) ? undefined : undefined }));
   ws.on("upgrade", (res) => out({ id: c.id, ev: "upgrade",
@@ -31,7 +36,12 @@ function open(c) {
     ws.terminate();
   });
   ws.on("message", (data, isBinary) => {
-    if (isBinary) out({ id: c.id, ev: "message", b64: Buffer.from(data).toString("base64") });
+    if (c.summary) {
+      const t = isBinary ? "" : data.toString("utf8");
+      total += data.length;
+      tail = (tail + t).slice(-256);
+      out({ id: c.id, ev: "message", len: data.length, total, tail });
+    } else if (isBinary) out({ id: c.id, ev: "message", b64: Buffer.from(data).toString("base64") });
     else out({ id: c.id, ev: "message", text: data.toString("utf8") });
   });
   ws.on("error", (e) => out({ id: c.id, ev: "error", msg: String(e.message || e) }));
@@ -48,6 +58,14 @@ rl.on("line", (line) => {
     if (c.b64 !== undefined) ws.send(Buffer.from(c.b64, "base64"), { binary: true });
     else ws.send(c.text, { binary: false });
   } else if (c.op === "close" && ws) ws.close(c.code || 1000);
+  // ws.pause() pauses ws._socket and keeps ws's own flow control from resuming it
+  else if (c.op === "pause" && ws) {
+    if (typeof ws.pause === "function") ws.pause(); else ws._socket.pause();
+    out({ id: c.id, ev: "paused" });
+  } else if (c.op === "resume" && ws) {
+    if (typeof ws.resume === "function") ws.resume(); else ws._socket.resume();
+    out({ id: c.id, ev: "resumed" });
+  }
   else if (c.op === "quit") process.exit(0);
 });
 rl.on("close", () => process.exit(0));

@@ -60,6 +60,25 @@ class WsClient:
     def close(self, sid, code=1000):
         self.cmd(op="close", id=sid, code=code)
 
+    def pause(self, sid):
+        """Stops reading sid's TCP socket (a slow consumer); resume() reads again."""
+        self.cmd(op="pause", id=sid)
+
+    def resume(self, sid):
+        self.cmd(op="resume", id=sid)
+
+    def drain(self, timeout=0.0):
+        """Takes in the events that arrived (waiting up to timeout for the first)."""
+        try:
+            e = self.q.get(timeout=timeout) if timeout else self.q.get_nowait()
+            while True:
+                if e is None:
+                    return
+                self.events.append(e)
+                e = self.q.get_nowait()
+        except queue.Empty:
+            pass
+
     def wait(self, sid, pred, timeout=60):
         """Returns the first event of sid (seen before or arriving) satisfying pred."""
         for e in self.events:

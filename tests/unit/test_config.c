@@ -779,6 +779,7 @@ static void test_dump_defaults(void **state)
 			   "TASK_NETWORK=false\n"
 			   "WORKER_ID=\n"
 			   "POOL_SIZE=2\n"
+			   "SHIM_GROUP_SIZE=16\n"
 			   "LOCAL_REGISTRY=127.0.0.1:5000\n"
 			   "UPSTREAM_REGISTRY=\n"
 			   "ALLOWED_IMAGES=\n"
