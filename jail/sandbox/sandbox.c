@@ -1236,16 +1236,17 @@ static void advance(struct run *r)
 			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
 			return;
 		}
+		/* §3.3: vpl_execution, else vpl_webexecution, else vpl_wexecution */
+		if (r->task->interactive && webex) {
+			fail_run(r, "vpl-jail: this server does not run web programs "
+				    "(vpl_webexecution) yet");
+			return;
+		}
 		if (r->task->interactive && wex) {
 			r->step = ST_WAIT_EXEC;
 			r->task->run_kind = TASK_RUN_VNC;
 			r->task->awaiting_execute = true;
 			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
-			return;
-		}
-		if (r->task->interactive && webex) {
-			fail_run(r, "vpl-jail: this server does not run web programs "
-				    "(vpl_webexecution) yet");
 			return;
 		}
 		if (!ex && !wex && !webex && r->task->compilation.len == 0)
@@ -2144,7 +2145,10 @@ int sandbox_exec_attach(struct sandbox *sb, struct task *t, const struct exec_si
 	static const char term[] = "E TERM=xterm\n";
 	if (send_command(r, term, sizeof term - 1) < 0)
 		return 0; /* fail_run ended the sink */
-	const char *args[] = {"./vpl_execution", NULL};
+	/* What vpl_terminal_launcher.sh does (§3.4): UTF-8 aware line editing,
+	 * Backspace as xterm.js sends it; an image without stty still runs. */
+	const char *args[] = {"/bin/sh", "-c",
+			      "stty sane iutf8 erase '^?' 2>/dev/null; exec ./vpl_execution", NULL};
 	start_phase_mode(r, 'T', "run", args, NULL);
 	log_info("task %llu: terminal attached", r->task_id);
 	return 0;
