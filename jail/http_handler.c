@@ -103,11 +103,109 @@ static int serve_acme(struct jail *j, const struct http_request *rq, struct buf 
 	return HTTP_REPLY_READY;
 }
 
+/* The value of the cookie `name` in a Cookie header (pairs separated by ';'); NULL when
+ * absent or repeated (the reference refuses a repeated name). */
+static const char *cookie_value(const char *cookie, const char *name, size_t *len)
+{
+	const char *found = NULL;
+	size_t nl = strlen(name);
+	for (const char *p = cookie; p && *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ';')
+			p++;
+		const char *end = strchr(p, ';');
+		size_t pl = end ? (size_t)(end - p) : strlen(p);
+		if (pl > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			if (found)
+				return NULL;
+			found = p + nl + 1;
+			*len = pl - nl - 1;
+			while (*len && (found[*len - 1] == ' ' || found[*len - 1] == '\t'))
+				(*len)--;
+			if (*len >= 2 && found[0] == '"' && found[*len - 1] == '"') {
+				found++;
+				*len -= 2;
+			}
+		} else if (pl == nl && strncmp(p, name, nl) == 0) {
+			if (found)
+				return NULL;
+			found = p + nl;
+			*len = 0;
+		}
+		p = end;
+	}
+	return found;
+}
+
+/* A task whose pass-through ticket this is and whose web program serves. */
+static struct task *serving_task(struct jail *j, const char *ticket, size_t len)
+{
+	struct task *t = task_find(j->tasks, ticket, len, TICKET_PASSTHROUGH);
+	return t && t->state == TASK_RUNNING && t->passthrough[0] ? t : NULL;
+}
+
+struct task *http_web_task(struct jail *j, const struct http_request *rq)
+{
+	size_t len = 0;
+	const char *v = rq->cookie ? cookie_value(rq->cookie, "VPL_web", &len) : NULL;
+	return v ? serving_task(j, v, len) : NULL;
+}
+
+static bool query_has(const char *q, const char *item)
+{
+	size_t n = strlen(item);
+	for (const char *p = q; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL)
+		if (strncmp(p, item, n) == 0 && (p[n] == '\0' || p[n] == '&' || p[n] == '='))
+			return true;
+	return false;
+}
+
+/* GET /<ticket>/httpPassthrough[?private] (§6.8): the cookie that opens the web program
+ * to this browser, then a redirect to it; a teacher (?private) whose browser already has
+ * VPL_Iwh is asked to use a private window, so that the student's cookie does not land in
+ * the teacher's usual session. */
+static int serve_passthrough(struct jail *j, const struct http_request *rq, const char *ticket,
+			     size_t tlen, struct buf *out)
+{
+	struct task *t = serving_task(j, ticket, tlen);
+	if (!t)
+		return reply_error(j, rq, out, 404, "Not found");
+	struct http_reply_opts o = opts_for(j, rq);
+	size_t iwh_len;
+	if (query_has(rq->query, "private") && rq->cookie &&
+	    cookie_value(rq->cookie, "VPL_Iwh", &iwh_len)) {
+		char page[1024];
+		int n = snprintf(page, sizeof page,
+				 "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+				 "<title>VPL</title></head><body><h1>Use a private window</h1>"
+				 "<p>This browser already has a session on this execution server. "
+				 "To see the student's web application, open this address in a "
+				 "private (incognito) window:</p><p><code>%s://&lt;this "
+				 "server&gt;/%s/httpPassthrough</code></p></body></html>",
+				 rq->tls ? "https" : "http", t->passthrough);
+		http_reply(out, &o, 200, NULL, page, (size_t)n, NULL);
+		explicit_bzero(page, sizeof page);
+		return HTTP_REPLY_READY;
+	}
+	char extra[128 + TICKET_LEN];
+	snprintf(extra, sizeof extra, "Location: /\r\nSet-Cookie: VPL_web=%s; Path=/\r\n",
+		 t->passthrough);
+	http_reply(out, &o, 302, extra, "", 0, NULL);
+	explicit_bzero(extra, sizeof extra);
+	return HTTP_REPLY_READY;
+}
+
 static int serve_get(struct jail *j, const struct http_request *rq, struct buf *out)
 {
 	struct http_reply_opts o = opts_for(j, rq);
 	const char *body = NULL;
 	size_t len = 0;
+	static const char pt[] = "/httpPassthrough";
+	const char *slash = rq->path_len > 1 && rq->path[0] == '/'
+				? memchr(rq->path + 1, '/', rq->path_len - 1)
+				: NULL;
+	if (slash && (size_t)(rq->path + rq->path_len - slash) == sizeof pt - 1 &&
+	    memcmp(slash, pt, sizeof pt - 1) == 0)
+		return serve_passthrough(j, rq, rq->path + 1, (size_t)(slash - rq->path - 1), out);
 	if (path_is(rq, "/OK")) {
 		body = ok_html;
 		len = sizeof ok_html - 1;

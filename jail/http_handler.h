@@ -40,6 +40,10 @@ struct http_request {
 };
 
 int http_handle_headers(struct jail *j, const struct http_request *rq, struct buf *out);
+/* §1.5 step 2, before anything else: the running web task whose live pass-through ticket
+ * the request's VPL_web cookie holds (the connection is then proxied to its program), or
+ * NULL. */
+struct task *http_web_task(struct jail *j, const struct http_request *rq);
 /* Takes ownership of body (malloc'ed or NULL) and frees it as early as it
  * can, so a big request is not held twice while its response is built. */
 void http_handle_body(struct jail *j, const struct http_request *rq, char *body, size_t len,

@@ -24,6 +24,15 @@ struct exec_sink {
 	void *sess;
 };
 
+/* Where the sandbox sends what a web program's local server answers on one proxied HTTP
+ * connection (§6.8): raw bytes for the client; `ended` once, after the last output (the
+ * relay is then gone: its handle must not be used any more). */
+struct web_sink {
+	void (*output)(void *sess, const void *data, size_t len);
+	void (*ended)(void *sess);
+	void *sess;
+};
+
 struct jail_stats {
 	uint64_t requests;
 	uint64_t errors;
@@ -49,6 +58,17 @@ struct jail {
 			  struct err *err);
 	void (*exec_pause)(void *sandbox, struct task *t, bool paused);
 	void (*exec_detach)(void *sandbox, struct task *t);
+	/* Web-app pass-through: one relay per proxied HTTP connection to the running task's
+	 * local server. web_open returns the relay's handle (NULL and err: none free, EBUSY,
+	 * or the task is not serving); web_input queues request bytes and returns how many
+	 * wait (-1: too many); web_pause stops/resumes the output (back-pressure); web_close:
+	 * the client left (no more sink calls). */
+	void *(*web_open)(void *sandbox, struct task *t, const struct web_sink *sink,
+			  struct err *err);
+	long (*web_input)(void *sandbox, void *relay, const void *data, size_t len);
+	long (*web_queued)(void *sandbox, void *relay);
+	void (*web_pause)(void *sandbox, void *relay, bool paused);
+	void (*web_close)(void *sandbox, void *relay);
 	/* What the task waits for before compiling (an image pull), for the
 	 * monitor: false when nothing to say. */
 	bool (*task_progress)(void *sandbox, struct task *t, char *out, size_t n);

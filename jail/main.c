@@ -45,6 +45,31 @@ static void exec_detach(void *sandbox, struct task *t)
 	sandbox_exec_detach(sandbox, t);
 }
 
+static void *web_open(void *sandbox, struct task *t, const struct web_sink *sink, struct err *err)
+{
+	return sandbox_web_open(sandbox, t, sink, err);
+}
+
+static long web_input(void *sandbox, void *relay, const void *data, size_t len)
+{
+	return sandbox_web_input(sandbox, relay, data, len);
+}
+
+static long web_queued(void *sandbox, void *relay)
+{
+	return sandbox_web_queued(sandbox, relay);
+}
+
+static void web_pause(void *sandbox, void *relay, bool paused)
+{
+	sandbox_web_pause(sandbox, relay, paused);
+}
+
+static void web_close(void *sandbox, void *relay)
+{
+	sandbox_web_close(sandbox, relay);
+}
+
 static bool task_progress(void *sandbox, struct task *t, char *out, size_t n)
 {
 	return sandbox_task_progress(sandbox, t, out, n);
@@ -146,6 +171,11 @@ int main(int argc, char **argv)
 		j.exec_pause = exec_pause;
 		j.exec_detach = exec_detach;
 		j.task_progress = task_progress;
+		j.web_open = web_open;
+		j.web_input = web_input;
+		j.web_queued = web_queued;
+		j.web_pause = web_pause;
+		j.web_close = web_close;
 		task_table_set_release(j.tasks, sandbox_release_task, sb);
 	} else {
 		log_warn("CONTAINERD_SOCKET is empty: tasks will not be executed");

@@ -15,6 +15,16 @@
 #include "ws.h"
 
 #define WRITE_CHUNK (64 * 1024)
+/* Web-app pass-through (§6.8): what the client has not taken yet pauses the relay above
+ * PROXY_OUT_HIGH (one read of the relay may come on top), resumes it below PROXY_OUT_LOW;
+ * request bytes the relay has not taken stop reading the client above PROXY_IN_HIGH. */
+#define PROXY_OUT_HIGH (256 * 1024)
+#define PROXY_OUT_LOW  (64 * 1024)
+#define PROXY_OUT_MAX  (1024 * 1024)
+#define PROXY_IN_HIGH  (256 * 1024)
+#define PROXY_HEAD_MAX (16 * 1024)
+#define PROXY_MS       30000 /* each proxied connection, as the reference */
+#define PROXY_TICK_US  (100 * 1000)
 
 struct server {
 	struct jail *jail;
@@ -37,6 +47,15 @@ struct conn {
 	bool reading_body;
 	bool replying;
 	struct ws_sess *ws; /* an upgraded monitor/execute socket */
+	/* web-app pass-through: the sandbox's relay to the task's local server */
+	struct lws *wsi;
+	bool proxying, relay_ended, out_paused, rx_paused, got_output;
+	void *relay; /* NULL once ended or closed */
+	struct jail *jail;
+	struct buf pout; /* the local server's bytes not yet written to the client */
+	size_t pout_off;
+	uint64_t proxy_task;
+	int64_t proxy_deadline_ms;
 };
 
 static volatile sig_atomic_t g_stop, g_reload;
@@ -77,6 +96,10 @@ int server_check_tls_files(const char *cert, const char *key, struct err *err)
 
 static void conn_free(struct conn *c)
 {
+	if (c->relay && c->jail && c->jail->web_close)
+		c->jail->web_close(c->jail->sandbox, c->relay);
+	c->relay = NULL;
+	buf_free(&c->pout);
 	free(c->path);
 	free(c->query);
 	free(c->cookie);
@@ -137,6 +160,200 @@ static void start_reply(struct lws *wsi, struct conn *c)
 	lws_callback_on_writable(wsi);
 }
 
+/* ---- web-app pass-through (§6.8) ---- */
+
+static void proxy_output(void *sess, const void *data, size_t len)
+{
+	struct conn *c = sess;
+	c->got_output = true;
+	if (buf_append(&c->pout, data, len, NULL) < 0) {
+		/* cannot happen (the relay pauses first); never grow: drop the connection */
+		c->jail->web_close(c->jail->sandbox, c->relay);
+		c->relay = NULL;
+		c->relay_ended = true;
+		c->pout_off = c->pout.len;
+	} else if (c->pout.len - c->pout_off > PROXY_OUT_HIGH && !c->out_paused) {
+		c->out_paused = true;
+		c->jail->web_pause(c->jail->sandbox, c->relay, true);
+	}
+	lws_callback_on_writable(c->wsi);
+}
+
+static void proxy_ended(void *sess)
+{
+	struct conn *c = sess;
+	c->relay = NULL;
+	c->relay_ended = true;
+	lws_callback_on_writable(c->wsi);
+}
+
+/* Path and query as they go to the local server: lws gives them decoded. */
+static void put_encoded(struct buf *b, const char *s, const char *keep)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~!$'()*,;:@", *p) || strchr(keep, *p)) {
+			buf_append(b, p, 1, NULL);
+		} else {
+			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			buf_append(b, e, 3, NULL);
+		}
+	}
+}
+
+/* The request again, for the local server: request line, the headers that matter (the
+ * reference replays them verbatim), Connection: close. */
+static int proxy_head(struct lws *wsi, struct conn *c, struct buf *b)
+{
+	static const struct {
+		enum lws_token_indexes tok;
+		const char *name;
+	} hdrs[] = {
+	    {WSI_TOKEN_HOST, "Host"},
+	    {WSI_TOKEN_HTTP_USER_AGENT, "User-Agent"},
+	    {WSI_TOKEN_HTTP_ACCEPT, "Accept"},
+	    {WSI_TOKEN_HTTP_ACCEPT_LANGUAGE, "Accept-Language"},
+	    {WSI_TOKEN_HTTP_ACCEPT_ENCODING, "Accept-Encoding"},
+	    {WSI_TOKEN_HTTP_ACCEPT_CHARSET, "Accept-Charset"},
+	    {WSI_TOKEN_HTTP_COOKIE, "Cookie"},
+	    {WSI_TOKEN_HTTP_CONTENT_TYPE, "Content-Type"},
+	    {WSI_TOKEN_HTTP_CONTENT_LENGTH, "Content-Length"},
+	    {WSI_TOKEN_HTTP_REFERER, "Referer"},
+	    {WSI_TOKEN_ORIGIN, "Origin"},
+	    {WSI_TOKEN_HTTP_AUTHORIZATION, "Authorization"},
+	    {WSI_TOKEN_HTTP_CACHE_CONTROL, "Cache-Control"},
+	    {WSI_TOKEN_HTTP_IF_MODIFIED_SINCE, "If-Modified-Since"},
+	    {WSI_TOKEN_HTTP_IF_NONE_MATCH, "If-None-Match"},
+	    {WSI_TOKEN_HTTP_IF_MATCH, "If-Match"},
+	    {WSI_TOKEN_HTTP_IF_RANGE, "If-Range"},
+	    {WSI_TOKEN_HTTP_IF_UNMODIFIED_SINCE, "If-Unmodified-Since"},
+	    {WSI_TOKEN_HTTP_RANGE, "Range"},
+	};
+	buf_puts(b, c->method_name, NULL);
+	buf_puts(b, " ", NULL);
+	put_encoded(b, c->path && c->path[0] ? c->path : "/", "/");
+	if (c->query && c->query[0]) {
+		buf_puts(b, "?", NULL);
+		put_encoded(b, c->query, "/?=&+");
+	}
+	buf_puts(b, " HTTP/1.1\r\n", NULL);
+	for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
+		char *v = copy_token(wsi, hdrs[i].tok);
+		if (v && !strpbrk(v, "\r\n")) {
+			buf_puts(b, hdrs[i].name, NULL);
+			buf_puts(b, ": ", NULL);
+			buf_puts(b, v, NULL);
+			buf_puts(b, "\r\n", NULL);
+		}
+		free(v);
+	}
+	return buf_puts(b, "Connection: close\r\n\r\n", NULL);
+}
+
+static int proxy_start(struct lws *wsi, struct server *s, struct conn *c, struct task *t)
+{
+	struct jail *j = s->jail;
+	c->jail = j;
+	c->wsi = wsi;
+	c->proxy_task = t->id;
+	buf_init(&c->pout, PROXY_OUT_MAX);
+	struct web_sink sink = {proxy_output, proxy_ended, c};
+	struct err e;
+	c->relay = j->web_open(j->sandbox, t, &sink, &e);
+	if (!c->relay) {
+		log_info("task %llu: proxied connection refused: %s", (unsigned long long)t->id,
+			 e.msg);
+		struct http_reply_opts o = {.tls = c->rq.tls, .hsts_max_age = j->cfg.hsts_max_age};
+		http_reply_error(&c->out, &o, 503, "Service Unavailable", NULL);
+		start_reply(wsi, c);
+		return 0;
+	}
+	c->proxying = true;
+	struct buf head;
+	buf_init(&head, PROXY_HEAD_MAX);
+	int rc = proxy_head(wsi, c, &head);
+	if (rc == 0 && j->web_input(j->sandbox, c->relay, head.data, head.len) < 0)
+		rc = -1;
+	buf_free(&head);
+	if (rc < 0)
+		return -1; /* the request does not fit: conn_free closes the relay */
+	c->proxy_deadline_ms = jail_monotonic_ms() + PROXY_MS;
+	lws_set_timer_usecs(wsi, PROXY_TICK_US);
+	return 0;
+}
+
+static void proxy_body(struct conn *c, const void *in, size_t len)
+{
+	if (!c->relay)
+		return; /* the answer came already, or the relay is gone */
+	long q = c->jail->web_input(c->jail->sandbox, c->relay, in, len);
+	if (q > PROXY_IN_HIGH && !c->rx_paused) {
+		c->rx_paused = true;
+		lws_rx_flow_control(c->wsi, 0);
+	}
+}
+
+/* Returns -1 to close the connection. */
+static int proxy_tick(struct lws *wsi, struct conn *c)
+{
+	if (jail_monotonic_ms() >= c->proxy_deadline_ms) {
+		log_info("task %llu: proxied connection closed at its time limit",
+			 (unsigned long long)c->proxy_task);
+		return -1;
+	}
+	if (c->rx_paused &&
+	    (!c->relay || c->jail->web_queued(c->jail->sandbox, c->relay) < PROXY_IN_HIGH / 4)) {
+		c->rx_paused = false;
+		lws_rx_flow_control(wsi, 1);
+	}
+	lws_set_timer_usecs(wsi, PROXY_TICK_US);
+	return 0;
+}
+
+static int write_some(struct lws *wsi, struct conn *c);
+
+static int proxy_writeable(struct lws *wsi, struct server *s, struct conn *c)
+{
+	static unsigned char stage[LWS_PRE + WRITE_CHUNK];
+	if (c->relay_ended && !c->got_output) {
+		/* nothing came from the local server (not listening, say) */
+		c->proxying = false;
+		struct http_reply_opts o = {.tls = c->rq.tls,
+					    .hsts_max_age = s->jail->cfg.hsts_max_age};
+		buf_reset(&c->out);
+		http_reply_error(&c->out, &o, 502, "Bad Gateway", NULL);
+		c->replying = true;
+		return write_some(wsi, c);
+	}
+	size_t left = c->pout.len - c->pout_off;
+	if (left) {
+		size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
+		memcpy(stage + LWS_PRE, c->pout.data + c->pout_off, n);
+		if (lws_write(wsi, stage + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
+			return -1;
+		c->pout_off += n;
+		left -= n;
+		if (left == 0) {
+			buf_reset(&c->pout);
+			c->pout_off = 0;
+		} else if (c->pout_off >= PROXY_OUT_HIGH) {
+			memmove(c->pout.data, c->pout.data + c->pout_off, left);
+			c->pout.len = left;
+			c->pout_off = 0;
+		}
+	}
+	if (c->out_paused && left < PROXY_OUT_LOW && c->relay) {
+		c->out_paused = false;
+		c->jail->web_pause(c->jail->sandbox, c->relay, false);
+	}
+	if (left) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	return c->relay_ended ? -1 : 0; /* the end: lws flushes, then closes */
+}
+
 static int on_http(struct lws *wsi, struct server *s, struct conn *c)
 {
 	memset(c, 0, sizeof *c);
@@ -171,6 +388,10 @@ static int on_http(struct lws *wsi, struct server *s, struct conn *c)
 
 	/* Responses are built whole; the cap only guards against a bug. */
 	buf_init(&c->out, (size_t)s->jail->cfg.result_max_size * 4 + (1u << 20));
+	/* §1.5: a live VPL_web cookie wins over everything else. */
+	struct task *web = s->jail->web_open ? http_web_task(s->jail, &c->rq) : NULL;
+	if (web)
+		return proxy_start(wsi, s, c, web);
 	if (http_handle_headers(s->jail, &c->rq, &c->out) == HTTP_REPLY_READY) {
 		start_reply(wsi, c);
 		return 0;
@@ -279,6 +500,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_HTTP:
 		return on_http(wsi, s, c);
 	case LWS_CALLBACK_HTTP_BODY:
+		if (c->proxying) {
+			proxy_body(c, in, len);
+			return 0;
+		}
 		if (!c->reading_body)
 			return 0;
 		if (buf_append(&c->body, in, len, NULL) < 0) {
@@ -299,6 +524,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_TIMER:
 		if (c && c->ws)
 			ws_timer(c->ws);
+		else if (c && c->proxying)
+			return proxy_tick(wsi, c);
 		else if (c && c->reading_body)
 			body_timeout(wsi, s, c);
 		return 0;
@@ -340,6 +567,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		}
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (c->proxying)
+			return proxy_writeable(wsi, s, c);
 		if (!c->replying)
 			return 0;
 		return write_some(wsi, c);

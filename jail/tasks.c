@@ -93,9 +93,10 @@ struct task *task_find(struct task_table *tt, const char *ticket, size_t len, en
 		return NULL;
 	struct task *found = NULL;
 	for (struct task *t = tt->head; t; t = t->next) {
-		const char *stored = kind == TICKET_ADMIN     ? t->admin
-				     : kind == TICKET_MONITOR ? t->monitor
-							      : t->execute;
+		const char *stored = kind == TICKET_ADMIN	  ? t->admin
+				     : kind == TICKET_MONITOR	  ? t->monitor
+				     : kind == TICKET_PASSTHROUGH ? t->passthrough
+								  : t->execute;
 		if (stored[0] && ticket_equal(stored, ticket, len))
 			found = t;
 	}

@@ -31,7 +31,7 @@
 #include "tickets.h"
 
 enum task_state { TASK_COMPILING, TASK_RUNNING, TASK_DONE, TASK_STOPPED, TASK_EXPIRED };
-enum ticket_kind { TICKET_ADMIN, TICKET_MONITOR, TICKET_EXECUTE };
+enum ticket_kind { TICKET_ADMIN, TICKET_MONITOR, TICKET_EXECUTE, TICKET_PASSTHROUGH };
 /* What an interactive task runs once compiled (vpl_execution, vpl_wexecution,
  * vpl_webexecution). */
 enum task_run_kind { TASK_RUN_NONE, TASK_RUN_TERMINAL, TASK_RUN_VNC, TASK_RUN_WEB };
@@ -51,6 +51,9 @@ struct task {
 	char admin[TICKET_LEN + 1];
 	char monitor[TICKET_LEN + 1]; /* empty for directrun */
 	char execute[TICKET_LEN + 1];
+	/* web-app mode: the VPL_web cookie's value, set (by the sandbox) once the program's
+	 * local server is known; empty until then and for any other task */
+	char passthrough[TICKET_LEN + 1];
 	bool monitor_used, execute_used; /* single-use tickets */
 	struct task_limits limits;
 	int64_t created_ms;

@@ -38,7 +38,7 @@ struct ws_sess {
 	/* monitor */
 	struct monitor *mon;
 	enum mon_state last_state;
-	bool said_before_running, said_timeout, said_oom;
+	bool said_before_running, said_timeout, said_oom, said_web_ticket;
 	char progress[200]; /* last detail sent (image pulls) */
 	/* execute */
 	bool attached, paused;
@@ -222,6 +222,12 @@ static void mon_poll(struct ws_sess *s, int64_t now)
 		monitor_state(s->mon, st, now);
 	}
 	s->last_state = st;
+	/* Web-app mode: run:browser:<ticket> once the program's local server is known (the
+	 * monitor sends it while running). */
+	if (t && t->passthrough[0] && !s->said_web_ticket) {
+		s->said_web_ticket = true;
+		monitor_web_ticket(s->mon, t->passthrough, NULL);
+	}
 	char detail[200];
 	if (t && st == MON_STARTING && s->j->task_progress &&
 	    s->j->task_progress(s->j->sandbox, t, detail, sizeof detail) &&

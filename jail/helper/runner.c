@@ -136,8 +136,10 @@ static void program_limits(long long cpu, long long fsize, long long nproc)
 	setrlimit(RLIMIT_CPU, &rl);
 	rl.rlim_cur = rl.rlim_max = (rlim_t)fsize;
 	setrlimit(RLIMIT_FSIZE, &rl);
-	rl.rlim_cur = rl.rlim_max = (rlim_t)nproc;
-	setrlimit(RLIMIT_NPROC, &rl);
+	/* No RLIMIT_NPROC: it counts every process of the uid on the whole host,
+	 * so with many tasks under one uid it would fail forks of tasks far below
+	 * their own limit. The pids cgroup limits each task (maxprocesses). */
+	(void)nproc;
 	rl.rlim_cur = rl.rlim_max = 0;
 	setrlimit(RLIMIT_CORE, &rl);
 	rl.rlim_cur = rl.rlim_max = 1024;
@@ -539,11 +541,12 @@ static int pty_relay(const char *phase, long long cpu, long long fsize, long lon
 	return status;
 }
 
-/* Connects to 127.0.0.1:port, retrying; returns the socket (non-blocking) or -1. */
-static int connect_local(int port, int *why)
+/* Connects to ip:port (ip in 127.0.0.0/8, network order), retrying; returns the socket
+ * (non-blocking) or -1. */
+static int connect_local(uint32_t ip, int port, int *why)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_addr.s_addr = ip;
 	int64_t end = now_ms() + CONNECT_MS;
 	for (;;) {
 		int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -576,7 +579,7 @@ static int connect_local(int port, int *why)
 }
 
 /* "C": the relay's whole life; returns its exit status. */
-static int connect_relay(const char *phase, int port)
+static int connect_relay(const char *phase, uint32_t ip, int port)
 {
 	static struct flow up, down; /* FIFO -> socket, socket -> FIFO */
 	relay_enter();
@@ -585,7 +588,7 @@ static int connect_relay(const char *phase, int port)
 	if (out_fd < 0)
 		return 126;
 	int why = 0;
-	int sock = connect_local(port, &why);
+	int sock = connect_local(ip, port, &why);
 	if (sock < 0) {
 		say("error connect %s: %s", phase, strerror(why));
 		return 1;
@@ -636,7 +639,7 @@ static int connect_relay(const char *phase, int port)
 
 /* Forks the relay of a "T" (port < 0) or "C" command and books its phase; the relay says
  * "started" when it is, and the reaper says "exit". */
-static void start_relay(const char *phase, int port, long long cpu, long long fsize,
+static void start_relay(const char *phase, uint32_t ip, int port, long long cpu, long long fsize,
 			long long nproc, char **argv)
 {
 	int slot = claim_slot(phase);
@@ -649,7 +652,7 @@ static void start_relay(const char *phase, int port, long long cpu, long long fs
 	}
 	if (pid == 0)
 		_exit(port < 0 ? pty_relay(phase, cpu, fsize, nproc, argv)
-			       : connect_relay(phase, port));
+			       : connect_relay(phase, ip, port));
 	snprintf(phases[slot].name, sizeof phases[slot].name, "%s", phase);
 	phases[slot].pid = pid;
 	phases[slot].go_fd = -1;
@@ -684,6 +687,63 @@ static int parse_ll(const char *s, long long *v)
 	return 0;
 }
 
+/* A dotted quad in 127.0.0.0/8, nothing else (no shorthand forms, no leading zeros that
+ * inet_aton would read as octal): its address in network order. */
+static int parse_loopback(const char *s, uint32_t *ip)
+{
+	unsigned v[4];
+	int used = 0;
+	if (sscanf(s, "%3u.%3u.%3u.%3u%n", &v[0], &v[1], &v[2], &v[3], &used) != 4 ||
+	    s[used] != '\0' || v[0] != 127 || v[1] > 255 || v[2] > 255 || v[3] > 255)
+		return -1;
+	for (const char *p = s; *p; p++) /* digits and dots only, no "0"-prefixed octet */
+		if (!((*p >= '0' && *p <= '9') || *p == '.') ||
+		    (*p == '0' && (p == s || p[-1] == '.') && p[1] >= '0' && p[1] <= '9'))
+			return -1;
+	*ip = htonl(v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3]);
+	return 0;
+}
+
+/* "A": the web program's local server, as the compile script wrote it in
+ * .vpl_localserveraddress ("127.a.b.c:port", optionally followed by white space).
+ * Read here, in the container, never by the worker: a regular file, no link, at most
+ * LOCAL_ADDR_MAX bytes. */
+#define LOCAL_ADDR_MAX 64
+static void say_local_server(int rootfd)
+{
+	char b[LOCAL_ADDR_MAX + 1];
+	ssize_t n = -1;
+	int fd = openat(rootfd, ".vpl_localserveraddress",
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= LOCAL_ADDR_MAX)
+		n = read(fd, b, LOCAL_ADDR_MAX + 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0 || n > LOCAL_ADDR_MAX) {
+		say("addr none");
+		return;
+	}
+	while (n > 0 &&
+	       (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' ' || b[n - 1] == '\t'))
+		n--;
+	b[n] = '\0';
+	char *colon = strrchr(b, ':');
+	long long port;
+	uint32_t ip;
+	if (!colon || memchr(b, '\0', (size_t)n)) {
+		say("addr none");
+		return;
+	}
+	*colon = '\0';
+	if (parse_loopback(b, &ip) < 0 || colon[1] < '0' || colon[1] > '9' ||
+	    parse_ll(colon + 1, &port) < 0 || port < 1 || port > 65535) {
+		say("addr none");
+		return;
+	}
+	say("addr %s:%lld", b, port);
+}
+
 /* A command waits in rbuf until all its lines are in. */
 static int try_command(int rootfd)
 {
@@ -712,16 +772,26 @@ static int try_command(int rootfd)
 			return 1;
 		}
 	} else if (kind == 'C') {
-		/* "C <phase> <port>": no argument lines. */
+		/* "C <phase> <port> [<ip>]": no argument lines. */
 		next_line(head, sizeof head);
 		long long port;
 		char extra[2];
-		if (sscanf(head, "C %31s %31s %1s", phase, a1, extra) != 2 || !valid_phase(phase) ||
-		    parse_ll(a1, &port) < 0 || port < 1 || port > 65535) {
+		int got = sscanf(head, "C %31s %31s %31s %1s", phase, a1, a2, extra);
+		uint32_t ip = htonl(INADDR_LOOPBACK);
+		if ((got != 2 && got != 3) || !valid_phase(phase) || parse_ll(a1, &port) < 0 ||
+		    port < 1 || port > 65535 || (got == 3 && parse_loopback(a2, &ip) < 0)) {
 			say("error bad command");
 			return 1;
 		}
-		start_relay(phase, (int)port, 0, 0, 0, NULL);
+		start_relay(phase, ip, (int)port, 0, 0, 0, NULL);
+		return 1;
+	} else if (kind == 'A') {
+		next_line(head, sizeof head);
+		if (strcmp(head, "A") != 0) {
+			say("error bad command");
+			return 1;
+		}
+		say_local_server(rootfd);
 		return 1;
 	} else if (kind == 'G') {
 		next_line(head, sizeof head);
@@ -780,7 +850,7 @@ static int try_command(int rootfd)
 		if (kind == 'X')
 			start_phase(phase, cpu, fsize, nproc, argv);
 		else
-			start_relay(phase, -1, cpu, fsize, nproc, argv);
+			start_relay(phase, 0, -1, cpu, fsize, nproc, argv);
 	} else {
 		for (long long i = 0; i < want; i++) {
 			struct err e;

@@ -42,9 +42,10 @@
  *       1 MiB more (a background child may hold the slave), flushes what it holds (at most
  *       2 s more), closes <phase>.out, closes the master (the slave hangs up) and exits with
  *       the program's status. "started" carries the PROGRAM's pid.
- *   "C <phase> <port>\n" (port 1..65535)
+ *   "C <phase> <port> [<ip>]\n" (port 1..65535; ip a dotted quad in 127.0.0.0/8, no
+ *       leading zeros, default 127.0.0.1)
  *       relay for VNC / web: the helper forks a relay (as for T) that opens <phase>.in and
- *       <phase>.out the same way, then connects to 127.0.0.1:<port> inside the container,
+ *       <phase>.out the same way, then connects to <ip>:<port> inside the container,
  *       retrying every 100 ms for 10 s. Then it copies <phase>.in -> socket and socket ->
  *       <phase>.out (fixed buffers, back-pressure both ways as for T). The socket ends
  *       (EOF or error) -> what came is written out, <phase>.out closed, exit 0. <phase>.in
@@ -71,6 +72,11 @@
  *       and says "exit <phase> 128+sig" (e.g. 137); if that happens before "started",
  *       "exit" comes without "started". An "error <what> <phase>...: <why>" line (what: open,
  *       pty, pipe, fork, connect) is always followed by that phase's "exit".
+ *   "A\n"
+ *       the web program's local server: reads .vpl_localserveraddress in the work dir
+ *       (openat, O_NOFOLLOW, a regular file of at most 64 bytes) and replies
+ *       "addr <ip>:<port>" (ip in 127.0.0.0/8 as for C, port 1..65535; trailing white space
+ *       of the file ignored) or "addr none" (missing, unreadable or not exactly that form)
  *   "P <n>\n" then n lines, one name each
  *       delete those names (validated, never following links), then report
  * Replies (helper -> worker, stdout; one line each, written in one write()):
@@ -78,6 +84,7 @@
  *   exec'd: the worker may then remove the FIFO's name; T, C: see above)
  *   | "exit <phase> <status>" (the shell's convention: 128+signal for a signal; after
  *   "started" of the same phase, except as said for T/C)
+ *   | "addr <ip>:<port>" | "addr none" (A)
  *   | "probe vpl_execution=<0|1> vpl_wexecution=<0|1> vpl_webexecution=<0|1>"
  *   | "error <why>" (a bad command, "error too many programs at once", "error phase <phase>
  *   is still running": nothing started, no "exit" follows; or as said for T/C)

@@ -426,6 +426,10 @@ int oci_container_spec(const struct oci_container_opts *o, char **json, size_t *
 	    process(init_args, o->env, OCI_WORKDIR, o->uid, o->gid, false, rl), "root", "path",
 	    "rootfs", "readonly", 1, "hostname", o->hostname ? o->hostname : DEFAULT_HOST, "mounts",
 	    mounts(o), "linux", container_linux(o, seccomp));
+	if (doc && o->shim_group && *o->shim_group)
+		json_object_set_new(
+		    doc, "annotations",
+		    json_pack("{s:s}", "io.containerd.runc.v2.group", o->shim_group));
 	return dump(doc, json, len, err);
 }
 
@@ -442,9 +446,8 @@ int oci_process_spec(const struct oci_process_opts *o, char **json, size_t *len,
 	json_t *rl =
 	    array_of((json_t *[]){rlimit("RLIMIT_CPU", o->lim.maxtime),
 				  rlimit("RLIMIT_FSIZE", o->lim.maxfilesize),
-				  rlimit("RLIMIT_NOFILE", OCI_NOFILE), rlimit("RLIMIT_CORE", 0),
-				  rlimit("RLIMIT_NPROC", o->lim.maxprocesses)},
-		     5);
+				  rlimit("RLIMIT_NOFILE", OCI_NOFILE), rlimit("RLIMIT_CORE", 0)},
+		     4);
 	json_t *doc = process(o->args, o->env, o->cwd ? o->cwd : OCI_WORKDIR, o->uid, o->gid,
 			      o->terminal != 0, rl);
 	return dump(doc, json, len, err);

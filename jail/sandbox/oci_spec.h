@@ -86,6 +86,9 @@ struct oci_container_opts {
 	const char *hostname;	  /* NULL = "jail" */
 	const char *const *env;	  /* NULL-terminated env of init; NULL = PATH and HOME */
 	const char *seccomp_json; /* a linux.seccomp object as JSON; NULL = built-in profile */
+	/* containerd's runc shim serves every container whose spec carries the same
+	 * io.containerd.runc.v2.group annotation with one process; NULL = own shim */
+	const char *shim_group;
 };
 
 int oci_container_spec(const struct oci_container_opts *o, char **json, size_t *len,

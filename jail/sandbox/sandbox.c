@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "oci_spec.h"
 #include "puller.h"
 #include "registry.h"
+#include "tickets.h"
 #include "vplbdx.h"
 
 #define CALL_MS	       10000 /* deadline of an ordinary containerd call */
@@ -35,6 +37,10 @@
 #define SWEEP_MS       5000	     /* how often this worker looks for its orphans */
 #define EXEC_WAIT_MS   (60 * 1000)   /* compiled: the browser must open the terminal by then */
 #define EXEC_INPUT_MAX (1024 * 1024) /* keystrokes waiting for the program */
+#define WEB_RELAYS     3	     /* proxied connections at once (the helper runs 4 phases) */
+#define WEB_INPUT_MAX  (1024 * 1024) /* request bytes waiting for the relay */
+#define WEB_ADDR_MS    500	     /* web: ask for .vpl_localserveraddress that often */
+#define WEB_ADDR_TRIES 20	     /* ... that many times */
 
 enum step {
 	ST_IMAGE,
@@ -68,16 +74,31 @@ struct phase {
 	struct ev_timer *grace;
 };
 
+/* Web-app mode (§6.8): one helper relay phase ("C") per proxied HTTP connection, from
+ * the helper's "C" until its "exit". Its FIFOs: <name>.in (the request, held O_RDWR like
+ * the terminal's input) and <name>.out (the local server's answer, for the sink). */
+struct web_relay {
+	struct run *r;
+	char name[8]; /* a phase name: letters only */
+	bool busy;    /* the helper's phase exists (until "exit") */
+	bool has_sink, paused, exited, eof;
+	struct web_sink sink;
+	int out_fd, in_fd;
+	struct ev_watch *out_w, *in_w;
+	struct buf inq;
+};
+
 struct run {
 	struct sandbox *sb;
 	struct task *task; /* NULL once the task is gone */
 	unsigned long long task_id;
 	char id[128];
 	char dir[PATH_MAX];
-	char image[320];   /* containerd name of the task's image */
-	char user[33];	   /* USER= of vplbdx.cfg ("" = the prisoner) */
-	bool user_known;   /* r->uid/gid say who it is */
-	unsigned uid, gid; /* the task's processes and FIFOs */
+	char image[320];	/* containerd name of the task's image */
+	unsigned long long seq; /* the run's number (in its id), for its shim group */
+	char user[33];		/* USER= of vplbdx.cfg ("" = the prisoner) */
+	bool user_known;	/* r->uid/gid say who it is */
+	unsigned uid, gid;	/* the task's processes and FIFOs */
 	char chain[160];
 	struct image_source src; /* where a pull gets it */
 	bool force;		 /* FORCEPULL asked and due */
@@ -123,6 +144,12 @@ struct run {
 	int aux_fd;
 	struct ev_watch *aux_w;
 	char aux_fifo[PATH_MAX];
+	/* web: the program's local server (web_port 0: not known yet) and the relays */
+	char web_ip[16];
+	int web_port;
+	struct ev_timer *addr_timer;
+	int addr_tries;
+	struct web_relay web[WEB_RELAYS];
 	struct run *next;
 };
 
@@ -198,8 +225,19 @@ static void sink_end(struct run *r, const char *why)
 	r->sink.ended(r->sink.sess, why);
 }
 
+static void web_release(struct web_relay *w);
+static void web_end(struct web_relay *w);
+
 static void close_input(struct run *r)
 {
+	ev_timer_cancel(r->addr_timer);
+	r->addr_timer = NULL;
+	for (int i = 0; i < WEB_RELAYS; i++) {
+		web_end(&r->web[i]);
+		web_release(&r->web[i]);
+	}
+	if (r->task) /* the browser link dies with the program */
+		explicit_bzero(r->task->passthrough, sizeof r->task->passthrough);
 	if (r->in_w) {
 		ev_unwatch(r->in_w);
 		r->in_w = NULL;
@@ -668,9 +706,13 @@ static void ready_to_stage(struct run *r)
 	start_staging(r);
 }
 
+static bool web_line(struct run *r, const char *line);
+
 static void init_line(struct run *r, const char *line)
 {
 	struct phase *ph = &r->ph;
+	if (web_line(r, line))
+		return;
 	if (strcmp(line, "ready") == 0 && r->step == ST_SETUP) {
 		/* The helper can speak before containerd answers Start: the
 		 * chain of calls must finish first, or two would overlap. */
@@ -1046,6 +1088,14 @@ static void setup_step(struct run *r)
 		char store[16][320];
 		build_env(r, env, store, 16);
 		long long quota = (long long)cfg->task_cpu_percent * 1000; /* of a 100 ms period */
+		/* Containers of one group share one runc shim (~13 MB, most of it
+		 * shared code): idle interactive sessions cost their own processes,
+		 * not a shim each. The shim reads the group from the spec's
+		 * annotations. A shim that dies takes its group: SHIM_GROUP_SIZE
+		 * trades that isolation for memory (1 = a shim per container). */
+		char group[96];
+		snprintf(group, sizeof group, "vplcell-%s-g%llu", sb->worker,
+			 r->seq / (unsigned long long)cfg->shim_group_size);
 		struct oci_container_opts o = {
 		    .id = r->id,
 		    .cgroup_parent = "/vplcell",
@@ -1067,6 +1117,7 @@ static void setup_step(struct run *r)
 		    .network = cfg->task_network,
 		    .hostname = "vpl",
 		    .env = env,
+		    .shim_group = cfg->shim_group_size > 1 ? group : NULL,
 		};
 		char *json = NULL;
 		size_t len = 0;
@@ -1078,21 +1129,7 @@ static void setup_step(struct run *r)
 		}
 		char tid[32];
 		snprintf(tid, sizeof tid, "%llu", r->task_id);
-		/* Containers of one group share one runc shim (~14 MB): idle
-		 * interactive sessions cost their own processes, not a shim each.
-		 * A shim that dies takes its group: SHIM_GROUP_SIZE trades that
-		 * isolation for memory (1 = a shim per container). */
-		char group[96];
-		snprintf(group, sizeof group, "vplcell-%s-g%llu", sb->worker,
-			 sb->seq / (unsigned long long)cfg->shim_group_size);
-		const char *labels[] = {"vplcell.worker",
-					sb->worker,
-					"vplcell.task",
-					tid,
-					cfg->shim_group_size > 1 ? "io.containerd.runc.v2.group"
-								 : NULL,
-					group,
-					NULL};
+		const char *labels[] = {"vplcell.worker", sb->worker, "vplcell.task", tid, NULL};
 		struct ctr_container_spec cs = {.id = r->id,
 						.image = r->image,
 						.rt = rt,
@@ -1238,8 +1275,10 @@ static void advance(struct run *r)
 		}
 		/* §3.3: vpl_execution, else vpl_webexecution, else vpl_wexecution */
 		if (r->task->interactive && webex) {
-			fail_run(r, "vpl-jail: this server does not run web programs "
-				    "(vpl_webexecution) yet");
+			r->step = ST_WAIT_EXEC;
+			r->task->run_kind = TASK_RUN_WEB;
+			r->task->awaiting_execute = true;
+			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
 			return;
 		}
 		if (r->task->interactive && wex) {
@@ -1704,8 +1743,15 @@ static struct run *run_new(struct sandbox *sb, struct task *t, struct err *err)
 	r->pooled = t == NULL;
 	r->task_id = t ? (unsigned long long)t->id : 0;
 	r->init_fd = r->files_fd = r->ph.fd = r->ctl_fd = r->in_fd = r->aux_fd = -1;
+	for (int i = 0; i < WEB_RELAYS; i++) {
+		struct web_relay *w = &r->web[i];
+		w->r = r;
+		w->out_fd = w->in_fd = -1;
+		snprintf(w->name, sizeof w->name, "web%c", 'a' + i);
+	}
 	r->uid = r->gid = (unsigned)sb->cfg->prisoner_uid;
 	++sb->seq;
+	r->seq = sb->seq;
 	if (snprintf(r->id, sizeof r->id, "vplcell-%s-%llu", sb->worker, sb->seq) >=
 		(int)sizeof r->id ||
 	    snprintf(r->dir, sizeof r->dir, "%s/%llu", sb->dir, sb->seq) >= (int)sizeof r->dir) {
@@ -2115,6 +2161,306 @@ static void start_vnc(struct run *r)
 	log_info("task %llu: VNC session attached", r->task_id);
 }
 
+/* ---- web-app mode (§6.8) ----
+ *
+ * The program (vpl_webexecution) runs on a terminal like vpl_execution, as
+ * vpl_web_launcher.sh would run it. Its local server's address is what the compile script
+ * wrote in .vpl_localserveraddress: the helper reads it inside the container ("A") and
+ * the worker asks until it is there (the program may write it late, or never: then no
+ * browser link). Once known, the task gets its pass-through ticket and every proxied
+ * HTTP connection gets a relay phase that the helper connects, inside the container's
+ * network namespace, to that address: the worker itself connects to nothing. */
+
+static void ask_address(struct run *r);
+
+static void on_address_timer(void *arg)
+{
+	struct run *r = arg;
+	r->addr_timer = NULL;
+	if (r->web_port || r->aborting || r->step != ST_RUN)
+		return;
+	if (++r->addr_tries >= WEB_ADDR_TRIES) {
+		log_info("task %llu: no .vpl_localserveraddress: no browser link", r->task_id);
+		return;
+	}
+	ask_address(r);
+}
+
+static void ask_address(struct run *r)
+{
+	static const char cmd[] = "A\n";
+	if (send_command(r, cmd, sizeof cmd - 1) < 0)
+		return;
+	struct err e;
+	r->addr_timer = ev_timer_add(r->sb->ev, WEB_ADDR_MS, on_address_timer, r, &e);
+}
+
+/* "addr <ip>:<port>" | "addr none" (runner.h); checked again: it goes into commands. */
+static void web_address(struct run *r, const char *a)
+{
+	char ip[16];
+	int port, used = 0;
+	struct in_addr in;
+	if (r->web_port || !r->task || r->step != ST_RUN || strcmp(a, "none") == 0)
+		return;
+	if (sscanf(a, "%15[0-9.]:%5d%n", ip, &port, &used) != 2 || a[used] != '\0' || port < 1 ||
+	    port > 65535 || inet_pton(AF_INET, ip, &in) != 1 || (ntohl(in.s_addr) >> 24) != 127) {
+		log_warn("task %llu: the helper gave a bad local server address", r->task_id);
+		return;
+	}
+	struct err e;
+	if (ticket_generate(r->task->passthrough, &e) < 0) {
+		log_warn("task %llu: no pass-through ticket: %s", r->task_id, e.msg);
+		return;
+	}
+	snprintf(r->web_ip, sizeof r->web_ip, "%s", ip);
+	r->web_port = port;
+	ev_timer_cancel(r->addr_timer);
+	r->addr_timer = NULL;
+	log_info("task %llu: web program serving on %s:%d", r->task_id, ip, port);
+}
+
+static void start_web(struct run *r)
+{
+	static const char term[] = "E TERM=xterm\n";
+	if (send_command(r, term, sizeof term - 1) < 0)
+		return;
+	/* vpl_web_launcher.sh (§3.4): a terminal like vpl_terminal_launcher.sh */
+	const char *args[] = {"/bin/sh", "-c",
+			      "stty sane iutf8 erase '^?' 2>/dev/null; exec ./vpl_webexecution",
+			      NULL};
+	start_phase_mode(r, 'T', "run", args, NULL);
+	if (r->aborting)
+		return;
+	ask_address(r);
+	log_info("task %llu: web terminal attached", r->task_id);
+}
+
+static struct web_relay *web_find(struct run *r, const char *name)
+{
+	for (int i = 0; i < WEB_RELAYS; i++)
+		if (r->web[i].busy && strcmp(r->web[i].name, name) == 0)
+			return &r->web[i];
+	return NULL;
+}
+
+static void web_unlink(struct web_relay *w)
+{
+	char n[32];
+	snprintf(n, sizeof n, "%s.in", w->name);
+	unlink_fifo(w->r, n);
+	snprintf(n, sizeof n, "%s.out", w->name);
+	unlink_fifo(w->r, n);
+}
+
+static void web_close_fds(struct web_relay *w)
+{
+	close_watch(&w->out_w, &w->out_fd);
+	close_watch(&w->in_w, &w->in_fd);
+	buf_free(&w->inq);
+}
+
+/* The connection learns the end, once. */
+static void web_end(struct web_relay *w)
+{
+	if (!w->has_sink)
+		return;
+	w->has_sink = false;
+	w->sink.ended(w->sink.sess);
+}
+
+/* The slot is free again (the helper's phase is over, or the run is). */
+static void web_release(struct web_relay *w)
+{
+	web_close_fds(w);
+	if (w->busy)
+		web_unlink(w);
+	w->busy = w->has_sink = w->paused = w->exited = w->eof = false;
+}
+
+static void web_out_readable(void *arg, int fd, unsigned events)
+{
+	struct web_relay *w = arg;
+	char b[65536];
+	for (int rounds = 0; rounds < 16 && w->out_fd >= 0 && !w->paused; rounds++) {
+		ssize_t n = read(w->out_fd, b, sizeof b);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			w->eof = true;
+			close_watch(&w->out_w, &w->out_fd);
+			web_end(w);
+			if (w->exited)
+				web_release(w);
+			return;
+		}
+		if (w->has_sink)
+			w->sink.output(w->sink.sess, b, (size_t)n);
+	}
+}
+
+static void web_flush(struct web_relay *w);
+
+static void web_in_writable(void *arg, int fd, unsigned events)
+{
+	web_flush(arg);
+}
+
+static void web_flush(struct web_relay *w)
+{
+	while (w->inq.len && w->in_fd >= 0) {
+		ssize_t n = write(w->in_fd, w->inq.data, w->inq.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		memmove(w->inq.data, w->inq.data + n, w->inq.len - (size_t)n);
+		w->inq.len -= (size_t)n;
+	}
+	struct err e;
+	if (w->inq.len && !w->in_w && w->in_fd >= 0)
+		w->in_w = ev_watch_fd(w->r->sb->ev, w->in_fd, EV_WRITE, web_in_writable, w, &e);
+	else if (!w->inq.len && w->in_w) {
+		ev_unwatch(w->in_w);
+		w->in_w = NULL;
+	}
+}
+
+/* The helper's lines about web relays and addresses; false: not one of those. */
+static bool web_line(struct run *r, const char *line)
+{
+	char verb[16], name[32];
+	struct web_relay *w;
+	if (strncmp(line, "addr ", 5) == 0) {
+		web_address(r, line + 5);
+		return true;
+	}
+	char what[32];
+	if (sscanf(line, "error %31s %31[a-z]", what, name) == 2 && web_find(r, name)) {
+		/* A relay that could not start (connect refused...): its "exit" follows, and
+		 * only its connection suffers. */
+		char safe[160];
+		log_sanitize(safe, sizeof safe, line + 6, strlen(line + 6));
+		log_info("task %llu: web relay: %s", r->task_id, safe);
+		return true;
+	}
+	if (sscanf(line, "%15s %31[a-z]", verb, name) != 2 || !(w = web_find(r, name)))
+		return false;
+	if (strcmp(verb, "started") == 0) {
+		/* The relay holds both FIFOs: nothing else in the container may open them. */
+		web_unlink(w);
+	} else if (strcmp(verb, "exit") == 0) {
+		w->exited = true;
+		if (w->eof || w->out_fd < 0)
+			web_release(w);
+		else if (!w->paused) /* what is left in the FIFO, then its EOF */
+			web_out_readable(w, w->out_fd, EV_READ);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+void *sandbox_web_open(struct sandbox *sb, struct task *t, const struct web_sink *sink,
+		       struct err *err)
+{
+	struct run *r = t->run;
+	if (!r || r->aborting || r->step != ST_RUN || t->run_kind != TASK_RUN_WEB || !r->web_port) {
+		err_set(err, EINVAL, "the web program is not serving");
+		return NULL;
+	}
+	struct web_relay *w = NULL;
+	for (int i = 0; i < WEB_RELAYS && !w; i++)
+		if (!r->web[i].busy)
+			w = &r->web[i];
+	if (!w) {
+		err_set(err, EBUSY, "%d proxied connections already", WEB_RELAYS);
+		return NULL;
+	}
+	char name[32], path[PATH_MAX];
+	snprintf(name, sizeof name, "%s.out", w->name);
+	w->busy = true; /* from here, web_release() unlinks what was made */
+	if (fifo_make(r, name, path, sizeof path, (uid_t)r->uid) < 0 ||
+	    (w->out_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		err_sys(err, errno, "web relay output channel");
+		web_release(w);
+		return NULL;
+	}
+	if (!(w->out_w = ev_watch_fd(sb->ev, w->out_fd, EV_READ, web_out_readable, w, err))) {
+		web_release(w);
+		return NULL;
+	}
+	snprintf(name, sizeof name, "%s.in", w->name);
+	if (fifo_make(r, name, path, sizeof path, (uid_t)r->uid) < 0 ||
+	    (w->in_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		err_sys(err, errno, "web relay input channel");
+		web_release(w);
+		return NULL;
+	}
+	buf_init(&w->inq, WEB_INPUT_MAX);
+	char cmd[96];
+	int n = snprintf(cmd, sizeof cmd, "C %s %d %s\n", w->name, r->web_port, r->web_ip);
+	if (write(r->ctl_fd, cmd, (size_t)n) != n) {
+		err_sys(err, errno, "cannot talk to the task's helper");
+		web_release(w);
+		return NULL;
+	}
+	w->sink = *sink;
+	w->has_sink = true;
+	log_debug("task %llu: proxied connection on %s", r->task_id, w->name);
+	return w;
+}
+
+long sandbox_web_input(struct sandbox *sb, void *relay, const void *data, size_t len)
+{
+	struct web_relay *w = relay;
+	if (!w->has_sink || w->in_fd < 0)
+		return 0; /* the relay is gone: the bytes have nowhere to go */
+	if (buf_append(&w->inq, data, len, NULL) < 0)
+		return -1;
+	web_flush(w);
+	return (long)w->inq.len;
+}
+
+long sandbox_web_queued(struct sandbox *sb, void *relay)
+{
+	struct web_relay *w = relay;
+	return (long)w->inq.len;
+}
+
+/* Paused, the output FIFO is not watched at all: epoll reports a hang-up even without
+ * events asked, and the relay's end must wait until the client takes more. */
+void sandbox_web_pause(struct sandbox *sb, void *relay, bool paused)
+{
+	struct web_relay *w = relay;
+	if (w->paused == paused || w->out_fd < 0)
+		return;
+	w->paused = paused;
+	struct err e;
+	if (paused) {
+		ev_unwatch(w->out_w);
+		w->out_w = NULL;
+	} else if (!(w->out_w = ev_watch_fd(sb->ev, w->out_fd, EV_READ, web_out_readable, w, &e))) {
+		log_warn("task %llu: web relay: %s", w->r->task_id, e.msg);
+		close_watch(&w->out_w, &w->out_fd);
+		w->eof = true;
+		web_end(w);
+		if (w->exited)
+			web_release(w);
+	}
+}
+
+/* The client left: close our ends (the relay sees its output's reader gone, or its input
+ * end, and exits); the slot stays busy until the helper's "exit". */
+void sandbox_web_close(struct sandbox *sb, void *relay)
+{
+	struct web_relay *w = relay;
+	w->has_sink = false;
+	web_close_fds(w);
+	if (w->exited)
+		web_release(w);
+}
+
 static void on_exec_wait(void *arg)
 {
 	struct run *r = arg;
@@ -2139,6 +2485,10 @@ int sandbox_exec_attach(struct sandbox *sb, struct task *t, const struct exec_si
 	r->step = ST_RUN;
 	if (t->run_kind == TASK_RUN_VNC) {
 		start_vnc(r);
+		return 0;
+	}
+	if (t->run_kind == TASK_RUN_WEB) {
+		start_web(r);
 		return 0;
 	}
 	/* xterm.js on the other side */

@@ -53,6 +53,15 @@ int sandbox_exec_input(struct sandbox *sb, struct task *t, const void *data, siz
 void sandbox_exec_pause(struct sandbox *sb, struct task *t, bool paused);
 void sandbox_exec_detach(struct sandbox *sb, struct task *t);
 
+/* Web-app pass-through (jail.h's web_*): a relay phase per proxied connection to the
+ * running web task's local server, inside the container. */
+void *sandbox_web_open(struct sandbox *sb, struct task *t, const struct web_sink *sink,
+		       struct err *err);
+long sandbox_web_input(struct sandbox *sb, void *relay, const void *data, size_t len);
+long sandbox_web_queued(struct sandbox *sb, void *relay);
+void sandbox_web_pause(struct sandbox *sb, void *relay, bool paused);
+void sandbox_web_close(struct sandbox *sb, void *relay);
+
 /* jail.h's task_progress: an image pull the task waits for. */
 bool sandbox_task_progress(struct sandbox *sb, struct task *t, char *out, size_t n);
 

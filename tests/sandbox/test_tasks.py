@@ -25,6 +25,10 @@ BUILD = os.environ.get("VPL_BUILD", "build")
 CTD_DIR = tempfile.mkdtemp(prefix="vplcell-ctd-")
 J = None
 ENV = {}
+# Worker ids unique to this run: container ids and cgroups (/vplcell/vplcell-<id>-N) are
+# not namespaced, and the suite may run beside itself (build and build-asan passes).
+_P = os.getpid() % 100000
+W1, W2, W3, W9 = "a%d" % _P, "b%d" % _P, "c%d" % _P, "d%d" % _P
 
 
 def sh(cmd, **kw):
@@ -356,28 +360,28 @@ def test_orphans_removed_only_when_their_worker_is_gone():
     base = ["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "containers", "create"]
     img = "vplcell.local/minivpl:latest"
     state = os.path.dirname(J.state_worker_dirs())
-    open(os.path.join(state, "w9.lock"), "w").close()  # a worker that crashed
-    live = open(os.path.join(state, "w3.lock"), "w")
+    open(os.path.join(state, W9 + ".lock"), "w").close()  # a worker that crashed
+    live = open(os.path.join(state, W3 + ".lock"), "w")
     fcntl.flock(live, fcntl.LOCK_EX)  # a live sibling
     try:
-        for owner, cid in (("w1", "vplcell-w1-orphan"), ("w9", "vplcell-w9-left"),
-                           ("w3", "vplcell-w3-alive"), ("w2", "vplcell-w2-unknown")):
+        for owner, cid in ((W1, f"vplcell-{W1}-orphan"), (W9, f"vplcell-{W9}-left"),
+                           (W3, f"vplcell-{W3}-alive"), (W2, f"vplcell-{W2}-unknown")):
             subprocess.run(base + ["--label", f"vplcell.worker={owner}", img, cid], check=True)
         deadline = time.time() + 30
-        while time.time() < deadline and ({"vplcell-w1-orphan", "vplcell-w9-left"} &
+        while time.time() < deadline and ({f"vplcell-{W1}-orphan", f"vplcell-{W9}-left"} &
                                            set(containers())):
             time.sleep(0.2)
         left = containers()
     finally:
-        for cid in ("vplcell-w3-alive", "vplcell-w2-unknown", "vplcell-w1-orphan",
-                    "vplcell-w9-left"):
+        for cid in (f"vplcell-{W3}-alive", f"vplcell-{W2}-unknown", f"vplcell-{W1}-orphan",
+                    f"vplcell-{W9}-left"):
             subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"],
                             "containers", "rm", cid], capture_output=True)
         live.close()
-    assert "vplcell-w1-orphan" not in left and "vplcell-w9-left" not in left, left
+    assert f"vplcell-{W1}-orphan" not in left and f"vplcell-{W9}-left" not in left, left
     assert "vplcell-w3-alive" in left and "vplcell-w2-unknown" in left, left
     log = J.read_log()
-    assert "removed orphan container vplcell-w1-orphan" in log
+    assert f"removed orphan container vplcell-{W1}-orphan" in log
     assert "belongs to worker w9, which is gone" in log
 
 
@@ -387,9 +391,9 @@ def test_second_worker_with_same_id_refused():
         other = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
                      HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
                      DEFAULT_IMAGE="vplcell.local/minivpl:latest",
-                     WORKER_ID="w1", POOL_SIZE=0)
+                     WORKER_ID=W1, POOL_SIZE=0)
     except RuntimeError as e:
-        assert "WORKER_ID w1" in str(e) and "another worker" in str(e), str(e)
+        assert f"WORKER_ID {W1}" in str(e) and "another worker" in str(e), str(e)
         return
     other.stop()
     raise AssertionError("a second worker with the same WORKER_ID started")
@@ -424,7 +428,7 @@ def test_nothing_left_behind():
         mi = f.read()
     assert "vplcell-" + ENV["CTR_NAMESPACE"] not in mi
     cg = [p for p in glob.glob("/sys/fs/cgroup/*/vplcell/*") + glob.glob(
-        "/sys/fs/cgroup/vplcell/*") if os.path.isdir(p) and "vplcell-w1-" in p]  # ours only
+        "/sys/fs/cgroup/vplcell/*") if os.path.isdir(p) and f"vplcell-{W1}-" in p]  # ours only
     assert not cg, cg
 
 
@@ -435,9 +439,9 @@ def main():
     try:
         J = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
                  HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
-                 DEFAULT_IMAGE="vplcell.local/minivpl:latest", WORKER_ID="w1",
+                 DEFAULT_IMAGE="vplcell.local/minivpl:latest", WORKER_ID=W1,
                  TASK_CPU_PERCENT=50, MAXTIME=60, LOGLEVEL=7, POOL_SIZE=2)
-        J.state_worker_dirs = lambda: os.path.join(state, "w1")
+        J.state_worker_dirs = lambda: os.path.join(state, W1)
         for name, fn in list(globals().items()):
             if name.startswith("test_") and callable(fn) and name != "test_nothing_left_behind":
                 S.run(fn)

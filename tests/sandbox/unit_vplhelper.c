@@ -1286,9 +1286,25 @@ static void test_relay_bad_commands(void **state)
 	int ctl = start_loop(&r, &t);
 	char line[128];
 	static const char *const bad[] = {
-	    "C web 0\n",	  "C web 65536\n",    "C Web 80\n",	 "C web 80 x\n",
-	    "C ../x 80\n",	  "C web\n",	      "T run 1 1 1 0\n", "T run 1 1 1\n",
-	    "T run 0 1 1 1\nx\n", "Tx run 1 1 1 1\n",
+	    "C web 0\n",
+	    "C web 65536\n",
+	    "C Web 80\n",
+	    "C web 80 x\n",
+	    "C ../x 80\n",
+	    "C web\n",
+	    "T run 1 1 1 0\n",
+	    "T run 1 1 1\n",
+	    "T run 0 1 1 1\nx\n",
+	    "Tx run 1 1 1 1\n",
+	    /* the address: 127.0.0.0/8, a plain dotted quad, nothing after it */
+	    "C web 80 10.0.0.1\n",
+	    "C web 80 127.1\n",
+	    "C web 80 127.0.0.01\n",
+	    "C web 80 127.0.0.256\n",
+	    "C web 80 127.0.0.1 x\n",
+	    "C web 80 +127.0.0.1\n",
+	    "C web 80 127.0.0.1.\n",
+	    "A x\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		send_cmd(ctl, bad[i]);
@@ -1481,6 +1497,104 @@ static void test_connect_relay_refused(void **state)
 
 /* ---------------- probe ---------------- */
 
+/* "C <phase> <port> <ip>": the relay connects to that loopback address. */
+static void test_connect_relay_other_loopback(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	int s0 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s0 >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(0x7f000102); /* 127.0.1.2 */
+	assert_int_equal(bind(s0, (struct sockaddr *)&a, sizeof a), 0);
+	socklen_t l = sizeof a;
+	assert_int_equal(getsockname(s0, (struct sockaddr *)&a, &l), 0);
+	assert_int_equal(listen(s0, 4), 0);
+	struct chan c;
+	chan_make(&c, &t, "weba");
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "C weba %d 127.0.1.2\n", ntohs(a.sin_port));
+	send_cmd(ctl, cmd);
+	int s = tcp_accept(s0);
+	chan_started(&c, &r, "weba");
+	chan_write(&c, "GET / HTTP/1.0\r\n\r\n");
+	char b[64];
+	assert_int_equal(tcp_read(s, b, 18), 18);
+	assert_memory_equal(b, "GET / HTTP/1.0\r\n\r\n", 18);
+	assert_int_equal(write(s, "HTTP/1.0 200 OK\r\n\r\nhi", 21), 21);
+	close(s);
+	static char out[256];
+	size_t len = 0;
+	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
+	assert_int_equal(len, 21);
+	assert_memory_equal(out, "HTTP/1.0 200 OK\r\n\r\nhi", 21);
+	char line[128];
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "exit weba 0");
+	chan_close(&c);
+	close(s0);
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+/* "A": .vpl_localserveraddress read inside, strictly. */
+static void test_local_server_address(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	char line[128];
+	static const struct {
+		const char *content; /* NULL: no file */
+		const char *reply;
+	} cases[] = {
+	    {NULL, "addr none"},
+	    {"127.0.0.1:8000", "addr 127.0.0.1:8000"},
+	    {"127.1.2.3:65535\n", "addr 127.1.2.3:65535"},
+	    {"127.0.0.1:8000 \r\n", "addr 127.0.0.1:8000"},
+	    {"10.0.0.1:80\n", "addr none"},
+	    {"127.0.0.1:0\n", "addr none"},
+	    {"127.0.0.1:65536\n", "addr none"},
+	    {"127.0.0.1:+80\n", "addr none"},
+	    {"127.0.0.1: 80\n", "addr none"},
+	    {"127.0.0.1\n", "addr none"},
+	    {"127.0.0.01:80\n", "addr none"},
+	    {"127.0.0.1:80x\n", "addr none"},
+	    {"localhost:80\n", "addr none"},
+	    {"127.0.0.1:80\n                                                       x", "addr none"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		unlink(at(t.wd, ".vpl_localserveraddress"));
+		if (cases[i].content)
+			write_file(at(t.wd, ".vpl_localserveraddress"), cases[i].content);
+		send_cmd(ctl, "A\n");
+		next_line(&r, line, sizeof line);
+		if (strcmp(line, cases[i].reply) != 0)
+			fail_msg("%s -> %s", cases[i].content ? cases[i].content : "(none)", line);
+	}
+	/* A link (even to a good file) and a FIFO are not read. */
+	unlink(at(t.wd, ".vpl_localserveraddress"));
+	write_file(at(t.out, "real"), "127.0.0.1:80\n");
+	assert_int_equal(symlink(at(t.out, "real"), at(t.wd, ".vpl_localserveraddress")), 0);
+	send_cmd(ctl, "A\n");
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "addr none");
+	unlink(at(t.wd, ".vpl_localserveraddress"));
+	assert_int_equal(mkfifo(at(t.wd, ".vpl_localserveraddress"), 0600), 0);
+	send_cmd(ctl, "A\n");
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "addr none");
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
 static void test_probe_reports(void **state)
 {
 	(void)state;
@@ -1641,6 +1755,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_connect_relay_both_ways, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_connect_relay_late_server_closes, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_connect_relay_refused, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_connect_relay_other_loopback, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_local_server_address, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_reports, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_deletes, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_refuses, cleanup_leftovers),
