@@ -8,15 +8,17 @@ libwebsockets-dev libjansson-dev libxml2-dev libssl-dev libcmocka-dev
 openssl curl python3 iproute2 procps
 protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libgrpc-dev
 containerd runc busybox-static
-libcurl4-openssl-dev libarchive-dev docker-registry apache2-utils skopeo umoci"
+libcurl4-openssl-dev libarchive-dev docker-registry apache2-utils skopeo umoci
+chromium"
 
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
-# Node and npm for the WebSocket client tests (`ws` from the npm registry): any
-# node >= 18 will do, Debian's or another repository's.
+# Node and npm for the WebSocket client tests (`ws` from the npm registry) and
+# the browser test (puppeteer-core driving the chromium above, xterm.js, noVNC):
+# any node >= 18 will do, Debian's or another repository's.
 command -v node >/dev/null && command -v npm >/dev/null || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 

@@ -60,11 +60,17 @@ suites() { # build dir
 	for t in tests/interactive/test_*.py; do
 		[ -x "$t" ] && run "$b interactive $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
+	# The browser drives the page, not new worker code: one pass.
+	for t in tests/browser/test_*.py; do
+		[ "$b" = "$first" ] || continue
+		[ -x "$t" ] && run "$b browser $(basename "$t")" env VPL_BUILD="$b" "$t"
+	done
 	for t in tests/images/test_*.sh tests/images/test_*.py; do
 		# Image builds do not involve our binaries: one pass is enough.
 		case "$t" in *_build.sh) [ "$b" = "$first" ] || continue ;; esac
 		[ -x "$t" ] && run "$b images $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
+	echo "$total_pass $total_fail" >"$logdir/$b.totals"
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -72,10 +78,38 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 first=build
 [ "$mode" = "--asan-only" ] && first=build-asan
-if [ "$mode" != "--asan-only" ]; then
+# The two passes run side by side (2 cores; most suites wait on containers,
+# registries and sockets): every suite uses its own containerd, namespace,
+# ports and worker ids, so they do not meet. VPL_SERIAL=1 runs them in turn.
+# The images both passes need are built first, once.
+for img in images/minivpl/build.sh images/minivpl-java/build.sh scripts/build-test-image.sh; do
+	"$img" >/dev/null 2>&1 || echo "== $img failed (the suites that need it will say more)"
+done
+if [ "$mode" = "--asan-only" ]; then
+	suites build-asan
+elif [ "${VPL_SERIAL:-0}" = 1 ]; then
 	suites build
+	suites build-asan
+else
+	suites build &
+	p1=$!
+	suites build-asan &
+	p2=$!
+	wait $p1
+	wait $p2
 fi
-suites build-asan
+total_pass=0
+total_fail=0
+for b in build build-asan; do
+	if [ -f "$logdir/$b.totals" ]; then
+		read -r p f <"$logdir/$b.totals"
+		total_pass=$((total_pass + p))
+		total_fail=$((total_fail + f))
+	elif [ "$mode" != "--asan-only" ] || [ "$b" = build-asan ]; then
+		echo "== $b: the pass did not finish"
+		total_fail=$((total_fail + 1))
+	fi
+done
 
 echo "logs: $logdir"
 echo "$total_pass passed, $total_fail failed"

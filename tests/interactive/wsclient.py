@@ -21,9 +21,13 @@ def ensure_ws():
     mod = os.path.join(NPM_DIR, "node_modules", "ws", "package.json")
     if os.path.exists(mod):
         return
+    import fcntl
     os.makedirs(NPM_DIR, exist_ok=True)
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", NPM_DIR,
-                    "ws@8"], check=True, capture_output=True, timeout=600)
+    with open(os.path.join(NPM_DIR, ".lock"), "w") as lock:  # suites run side by side
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(mod):
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix",
+                            NPM_DIR, "ws@8"], check=True, capture_output=True, timeout=600)
 
 
 class WsClient:
