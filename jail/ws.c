@@ -222,6 +222,9 @@ static void mon_poll(struct ws_sess *s, int64_t now)
 		monitor_state(s->mon, st, now);
 	}
 	s->last_state = st;
+	/* The monitor may have stopped the task (timeout, out of memory): look
+	 * it up again before touching it. */
+	t = task_by_id(s->j->tasks, s->task_id);
 	/* Web-app mode: run:browser:<ticket> once the program's local server is known (the
 	 * monitor sends it while running). */
 	if (t && t->passthrough[0] && !s->said_web_ticket) {

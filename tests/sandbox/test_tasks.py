@@ -379,7 +379,7 @@ def test_orphans_removed_only_when_their_worker_is_gone():
                             "containers", "rm", cid], capture_output=True)
         live.close()
     assert f"vplcell-{W1}-orphan" not in left and f"vplcell-{W9}-left" not in left, left
-    assert "vplcell-w3-alive" in left and "vplcell-w2-unknown" in left, left
+    assert f"vplcell-{W3}-alive" in left and f"vplcell-{W2}-unknown" in left, left
     log = J.read_log()
     assert f"removed orphan container vplcell-{W1}-orphan" in log
     assert "belongs to worker w9, which is gone" in log
