@@ -283,42 +283,154 @@ static const char *method_for_log(const struct rpc_request *req)
 	return "unknown";
 }
 
-void http_handle_body(struct jail *j, const struct http_request *rq, char *body, size_t len,
-		      struct buf *out)
+struct http_pending {
+	bool sandbox_holds, conn_holds, answered;
+	int ok;
+	void (*ready)(void *arg);
+	void *ready_arg;
+	enum rpc_format format;
+	char *id;
+	struct http_reply_opts opts;
+	char peer[INET6_ADDRSTRLEN];
+	uint64_t task_id;
+	size_t bytes_in;
+	int64_t t0;
+};
+
+static void pending_free_if_unheld(struct http_pending *p)
+{
+	if (p->sandbox_holds || p->conn_holds)
+		return;
+	free(p->id);
+	free(p);
+}
+
+/* The sandbox's done(): called once, from the loop. */
+static void pending_done(void *arg, int ok)
+{
+	struct http_pending *p = arg;
+	p->sandbox_holds = false;
+	p->answered = true;
+	p->ok = ok ? 1 : 0;
+	if (p->conn_holds && p->ready)
+		p->ready(p->ready_arg); /* may finish (and free) p: nothing after this */
+	else
+		pending_free_if_unheld(p);
+}
+
+void http_pending_watch(struct http_pending *p, void (*ready)(void *arg), void *arg)
+{
+	p->ready = ready;
+	p->ready_arg = arg;
+}
+
+/* The response of a method whose result members are the given ones, as the synchronous
+ * path builds it. */
+static void encode_result(struct jail *j, enum rpc_format format, const char *id,
+			  const struct http_reply_opts *o, const struct rpc_member *m, size_t n,
+			  struct buf *out)
+{
+	struct buf payload;
+	struct err e;
+	buf_init(&payload, (size_t)j->cfg.result_max_size * 2 + 65536);
+	buf_reset(out);
+	if (rpc_encode(&payload, format, id, m, n, &e) < 0 ||
+	    http_reply(out, o, 200, NULL, payload.data, payload.len, &e) < 0) {
+		log_err("encoding response: %s", e.msg);
+		buf_reset(out);
+		http_reply_error(out, o, 500, "Internal error encoding response", NULL);
+	}
+	buf_free(&payload);
+}
+
+void http_pending_finish(struct jail *j, struct http_pending *p, bool give_up, struct buf *out)
+{
+	int ok = !give_up && p->answered ? p->ok : 0;
+	struct rpc_member m = {.name = "update", .type = RPC_T_INT, .i = ok};
+	encode_result(j, p->format, p->id, &p->opts, &m, 1, out);
+	log_info("rpc update %s task=%llu from=%s status=200 bytes_in=%zu ms=%lld update=%d%s",
+		 p->format == RPC_FORMAT_XML ? "xml" : "json", (unsigned long long)p->task_id,
+		 p->peer, p->bytes_in, (long long)(j->now_ms() - p->t0), ok,
+		 p->answered ? "" : " (no answer in time)");
+	p->conn_holds = false;
+	p->ready = NULL;
+	pending_free_if_unheld(p);
+}
+
+void http_pending_cancel(struct http_pending *p)
+{
+	p->conn_holds = false;
+	p->ready = NULL;
+	pending_free_if_unheld(p);
+}
+
+int http_handle_body_async(struct jail *j, const struct http_request *rq, char *body, size_t len,
+			   struct buf *out, struct http_pending **later)
 {
 	struct rpc_request req = {0};
 	struct err e;
 	int64_t t0 = j->now_ms();
+	if (later)
+		*later = NULL;
 	int pr = rpc_parse(body, len, &req, &e);
 	free(body); /* the tree holds what is needed from here on */
 	if (pr < 0) {
 		reply_error(j, rq, out, 400, e.msg);
 		rpc_request_free(&req);
-		return;
+		return HTTP_REPLY_READY;
 	}
 	struct methods_result *res = malloc(sizeof *res);
 	if (!res) {
 		reply_error(j, rq, out, 500, "out of memory");
 		rpc_request_free(&req);
-		return;
+		return HTTP_REPLY_READY;
+	}
+	/* Only update answers later, and only when the caller can wait. */
+	struct http_pending *p = NULL;
+	struct jail_defer defer = {0};
+	if (later && strcmp(req.method, "update") == 0 && (p = calloc(1, sizeof *p))) {
+		defer.done = pending_done;
+		defer.arg = p;
+		j->defer = &defer;
 	}
 	methods_call(j, &req, res);
+	j->defer = NULL;
 	char peer[INET6_ADDRSTRLEN];
 	http_peer_text(rq->peer, peer, sizeof peer);
+	if (defer.taken) {
+		p->sandbox_holds = true; /* the sandbox's done() comes, whatever happens here */
+		p->conn_holds = res->status == 200;
+	}
+	if (defer.taken && res->status == 200) {
+		p->format = req.format;
+		p->id = req.id ? strdup(req.id) : NULL;
+		p->opts = opts_for(j, rq);
+		snprintf(p->peer, sizeof p->peer, "%s", peer);
+		p->task_id = res->task_id;
+		p->bytes_in = len;
+		p->t0 = t0;
+		if (req.id && !p->id) {
+			/* cannot answer later without the id: the sandbox's done() frees p */
+			p->conn_holds = false;
+			reply_error(j, rq, out, 500, "out of memory");
+			p = NULL;
+		} else {
+			*later = p;
+			p = NULL;
+			buf_reset(out);
+		}
+		methods_result_free(res);
+		free(res);
+		rpc_request_free(&req);
+		return *later ? HTTP_REPLY_LATER : HTTP_REPLY_READY;
+	}
+	if (!defer.taken)
+		free(p);
 	if (res->status != 200) {
 		reply_error(j, rq, out, res->status, res->detail);
 	} else {
-		struct buf payload;
-		buf_init(&payload, (size_t)j->cfg.result_max_size * 2 + 65536);
 		struct http_reply_opts o = opts_for(j, rq);
-		buf_reset(out);
-		if (rpc_encode(&payload, req.format, req.id, res->m, res->n, &e) < 0 ||
-		    http_reply(out, &o, 200, NULL, payload.data, payload.len, &e) < 0) {
-			log_err("encoding response: %s", e.msg);
-			buf_reset(out);
-			http_reply_error(out, &o, 500, "Internal error encoding response", NULL);
-		}
-		buf_free(&payload);
+		encode_result(j, req.format, req.id, &o, res->m, res->n, out);
 	}
 	log_info("rpc %s %s task=%llu from=%s status=%d bytes_in=%zu ms=%lld", method_for_log(&req),
 		 req.format == RPC_FORMAT_XML ? "xml" : "json", (unsigned long long)res->task_id,
@@ -326,4 +438,11 @@ void http_handle_body(struct jail *j, const struct http_request *rq, char *body,
 	methods_result_free(res);
 	free(res);
 	rpc_request_free(&req);
+	return HTTP_REPLY_READY;
+}
+
+void http_handle_body(struct jail *j, const struct http_request *rq, char *body, size_t len,
+		      struct buf *out)
+{
+	http_handle_body_async(j, rq, body, len, out, NULL);
 }

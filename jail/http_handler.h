@@ -23,7 +23,11 @@
 #include "jail.h"
 
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
-enum { HTTP_NEED_BODY = 0, HTTP_REPLY_READY = 1 };
+enum { HTTP_NEED_BODY = 0, HTTP_REPLY_READY = 1, HTTP_REPLY_LATER = 2 };
+
+/* A response that waits for the sandbox (the `update` RPC, §2.7): owned jointly by the
+ * connection and the sandbox's pending call; freed when both have let go. */
+struct http_pending;
 
 struct http_request {
 	enum http_method method;
@@ -48,6 +52,21 @@ struct task *http_web_task(struct jail *j, const struct http_request *rq);
  * can, so a big request is not held twice while its response is built. */
 void http_handle_body(struct jail *j, const struct http_request *rq, char *body, size_t len,
 		      struct buf *out);
+/* Like http_handle_body, but a method whose answer comes later (update into a running task)
+ * may return HTTP_REPLY_LATER with *later set and *out empty: then call
+ * http_pending_watch() at once, and http_pending_finish() once ready() came (or to give up
+ * at the connection's own bound), or http_pending_cancel() when the client left first.
+ * Otherwise HTTP_REPLY_READY with *out holding the response. */
+int http_handle_body_async(struct jail *j, const struct http_request *rq, char *body, size_t len,
+			   struct buf *out, struct http_pending **later);
+/* ready(arg) comes once, from the loop, when the answer is known (never from inside this
+ * call, nor after http_pending_finish/cancel). */
+void http_pending_watch(struct http_pending *p, void (*ready)(void *arg), void *arg);
+/* The whole response into *out, with the reference encoding ({"update":ok}); give_up: the
+ * answer did not come in time, say 0. Releases the connection's hold on p. */
+void http_pending_finish(struct jail *j, struct http_pending *p, bool give_up, struct buf *out);
+/* The connection is gone: releases its hold on p (no ready() any more). */
+void http_pending_cancel(struct http_pending *p);
 
 /* Peer address as text for logs and ACLs ("1.2.3.4", "::1"); mapped IPv4
  * shown as IPv4. */

@@ -33,6 +33,16 @@ struct web_sink {
 	void *sess;
 };
 
+/* Where a method whose answer comes later (update) registers, set by the HTTP layer for
+ * the length of one methods_call (jail->defer, NULL otherwise: answer at once). The method
+ * hands done/arg to the sandbox and sets `taken`; its result members then hold a
+ * placeholder and the HTTP layer answers when done(arg, ok) comes. */
+struct jail_defer {
+	void (*done)(void *arg, int ok);
+	void *arg;
+	bool taken;
+};
+
 struct jail_stats {
 	uint64_t requests;
 	uint64_t errors;
@@ -69,6 +79,14 @@ struct jail {
 	long (*web_queued)(void *sandbox, void *relay);
 	void (*web_pause)(void *sandbox, void *relay, bool paused);
 	void (*web_close)(void *sandbox, void *relay);
+	/* `update` (§2.7): write files into a running task (replacing existing regular files).
+	 * On 0 the files are taken over (*files zeroed) and done(arg, ok) comes exactly once,
+	 * later, from the loop (ok 1: all written; 0: refused, failed or timed out); on -1
+	 * (the task is not running, too many updates wait) *files stays the caller's and done
+	 * never comes. NULL: updates are not possible (update=0). */
+	int (*update_task)(void *sandbox, struct task *t, struct task_files *files,
+			   void (*done)(void *arg, int ok), void *arg, struct err *err);
+	struct jail_defer *defer;
 	/* What the task waits for before compiling (an image pull), for the
 	 * monitor: false when nothing to say. */
 	bool (*task_progress)(void *sandbox, struct task *t, char *out, size_t n);

@@ -70,6 +70,12 @@ static void web_close(void *sandbox, void *relay)
 	sandbox_web_close(sandbox, relay);
 }
 
+static int update_task(void *sandbox, struct task *t, struct task_files *files,
+		       void (*done)(void *arg, int ok), void *arg, struct err *err)
+{
+	return sandbox_update(sandbox, t, files, done, arg, err);
+}
+
 static bool task_progress(void *sandbox, struct task *t, char *out, size_t n)
 {
 	return sandbox_task_progress(sandbox, t, out, n);
@@ -176,6 +182,7 @@ int main(int argc, char **argv)
 		j.web_queued = web_queued;
 		j.web_pause = web_pause;
 		j.web_close = web_close;
+		j.update_task = update_task;
 		task_table_set_release(j.tasks, sandbox_release_task, sb);
 	} else {
 		log_warn("CONTAINERD_SOCKET is empty: tasks will not be executed");

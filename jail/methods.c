@@ -268,13 +268,23 @@ static void do_update(struct jail *j, const struct rpc_request *req, struct meth
 	if (taskfiles_from_request(req, &files, &e) < 0)
 		return fail(res, 400, "%s", e.msg);
 	struct task *t = admin_task(j, req, res);
-	/* Nothing can be written into a task until the sandbox exists: say
-	 * update=0 (the plugin's "writing failed") rather than pretend. */
-	int ok = 0;
-	taskfiles_free(&files);
-	if (!t)
+	if (!t) {
+		taskfiles_free(&files);
 		return;
-	add_int(res, "update", ok);
+	}
+	/* The files go into the running task through the sandbox, whose answer comes later:
+	 * the HTTP layer waits for it (j->defer). Without a sandbox, without a way to wait, or
+	 * when the task is not running (finished, not compiled yet), nothing can be written:
+	 * update=0, the plugin's "writing failed", rather than pretend. */
+	if (j->sandbox && j->update_task && j->defer && !j->defer->taken) {
+		if (j->update_task(j->sandbox, t, &files, j->defer->done, j->defer->arg, &e) == 0)
+			j->defer->taken = true;
+		else
+			log_info("task %llu: update not written: %s", (unsigned long long)t->id,
+				 e.msg);
+	}
+	taskfiles_free(&files);
+	add_int(res, "update", 0); /* when deferred, a placeholder: the answer says ok */
 }
 
 void methods_call(struct jail *j, const struct rpc_request *req, struct methods_result *res)

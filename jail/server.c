@@ -25,6 +25,9 @@
 #define PROXY_HEAD_MAX (16 * 1024)
 #define PROXY_MS       30000 /* each proxied connection, as the reference */
 #define PROXY_TICK_US  (100 * 1000)
+/* A response that waits for the sandbox (update): the sandbox answers within its own 10 s;
+ * this only guards the connection against a missing answer. */
+#define PENDING_MS 15000
 
 struct server {
 	struct jail *jail;
@@ -56,6 +59,9 @@ struct conn {
 	size_t pout_off;
 	uint64_t proxy_task;
 	int64_t proxy_deadline_ms;
+	/* an RPC whose answer comes later (update): NULL once answered or given up */
+	struct http_pending *pending;
+	int64_t pending_deadline_ms;
 };
 
 static volatile sig_atomic_t g_stop, g_reload;
@@ -96,6 +102,9 @@ int server_check_tls_files(const char *cert, const char *key, struct err *err)
 
 static void conn_free(struct conn *c)
 {
+	if (c->pending) /* the client left before the answer: nothing will write to c */
+		http_pending_cancel(c->pending);
+	c->pending = NULL;
 	if (c->relay && c->jail && c->jail->web_close)
 		c->jail->web_close(c->jail->sandbox, c->relay);
 	c->relay = NULL;
@@ -410,11 +419,43 @@ static int on_http(struct lws *wsi, struct server *s, struct conn *c)
 	return 0;
 }
 
+/* The sandbox answered a deferred RPC: the response is built now, written as any other. */
+static void pending_ready(void *arg)
+{
+	struct conn *c = arg;
+	struct http_pending *p = c->pending;
+	c->pending = NULL;
+	http_pending_finish(c->jail, p, false, &c->out);
+	start_reply(c->wsi, c);
+}
+
+static void pending_tick(struct lws *wsi, struct conn *c)
+{
+	if (jail_monotonic_ms() < c->pending_deadline_ms) {
+		lws_set_timer_usecs(wsi, LWS_USEC_PER_SEC);
+		return;
+	}
+	struct http_pending *p = c->pending;
+	c->pending = NULL;
+	http_pending_finish(c->jail, p, true, &c->out);
+	start_reply(wsi, c);
+}
+
 static void finish_body(struct lws *wsi, struct server *s, struct conn *c)
 {
 	size_t len;
 	char *body = buf_steal(&c->body, &len);
-	http_handle_body(s->jail, &c->rq, body, len, &c->out);
+	struct http_pending *p = NULL;
+	if (http_handle_body_async(s->jail, &c->rq, body, len, &c->out, &p) == HTTP_REPLY_LATER) {
+		c->reading_body = false;
+		c->pending = p;
+		c->jail = s->jail;
+		c->wsi = wsi;
+		c->pending_deadline_ms = jail_monotonic_ms() + PENDING_MS;
+		http_pending_watch(p, pending_ready, c);
+		lws_set_timer_usecs(wsi, LWS_USEC_PER_SEC);
+		return;
+	}
 	start_reply(wsi, c);
 }
 
@@ -528,6 +569,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			return proxy_tick(wsi, c);
 		else if (c && c->reading_body)
 			body_timeout(wsi, s, c);
+		else if (c && c->pending)
+			pending_tick(wsi, c);
 		return 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(wsi, s, in);

@@ -744,6 +744,32 @@ static void say_local_server(int rootfd)
 	say("addr %s:%lld", b, port);
 }
 
+/* "U <fifo>": one update of the task's files (runner.h). */
+static void run_update(int rootfd, const char *name)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", io_dir(), name);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = EINVAL;
+	}
+	if (fd < 0) {
+		say("error update %s: open: %s", name, strerror(errno));
+		return;
+	}
+	say("updating %s", name);
+	struct err e = {0};
+	long n = helper_update_stream(fd, rootfd, UPDATE_READ_MS, &e);
+	close(fd);
+	if (n < 0)
+		say("error update %s: %s", name, e.msg);
+	else
+		say("updated %s %ld", name, n);
+}
+
 /* A command waits in rbuf until all its lines are in. */
 static int try_command(int rootfd)
 {
@@ -792,6 +818,16 @@ static int try_command(int rootfd)
 			return 1;
 		}
 		say_local_server(rootfd);
+		return 1;
+	} else if (kind == 'U') {
+		next_line(head, sizeof head);
+		char extra[2];
+		if (sscanf(head, "U %31s %1s", a1, extra) != 1 || strncmp(head, "U ", 2) != 0 ||
+		    !valid_phase(a1)) {
+			say("error bad command");
+			return 1;
+		}
+		run_update(rootfd, a1);
 		return 1;
 	} else if (kind == 'G') {
 		next_line(head, sizeof head);

@@ -79,12 +79,30 @@
  *       of the file ignored) or "addr none" (missing, unreadable or not exactly that form)
  *   "P <n>\n" then n lines, one name each
  *       delete those names (validated, never following links), then report
+ *   "U <fifo>\n" (<fifo> named like a phase: 1 to 16 letters a-z)
+ *       an update of the running task's files (the `update` RPC): the helper opens <io>/<fifo>
+ *       (O_RDONLY|O_NONBLOCK|O_NOFOLLOW, checked to be a FIFO) and says "updating <fifo>";
+ *       then it reads ONE file stream (filestream.h, the initial staging's format) from it,
+ *       for at most UPDATE_READ_MS, and writes each file into the work dir as the task's
+ *       user: an existing regular file is truncated and rewritten (its mode kept), a missing
+ *       one created (with the stream's mode, missing directories made 0700); a symlink in any
+ *       component (the leaf included), or a leaf that is a directory, FIFO, socket or device,
+ *       is refused and stops the update there (files before it stay written). Then
+ *       "updated <fifo> <n files>" or "error update <fifo>: <why>" (no other reply; an open
+ *       failure gives "error update <fifo>: ..." without "updating"). The helper serves no
+ *       other command while it reads the stream (they wait in ctl).
+ *       Before sending: the worker made <fifo> (mode 0600, owned by the task's uid) and holds
+ *       it open O_RDWR|O_NONBLOCK (so the helper's open cannot block or fail with ENXIO, and
+ *       what it writes early waits in the pipe). On "updating <fifo>" the helper holds it:
+ *       the worker unlinks the name (so no process of the task can open it later), writes
+ *       the stream and closes its end.
  * Replies (helper -> worker, stdout; one line each, written in one write()):
  *   "started <phase> <pid>" (X: once the program holds its output FIFO open and has been
  *   exec'd: the worker may then remove the FIFO's name; T, C: see above)
  *   | "exit <phase> <status>" (the shell's convention: 128+signal for a signal; after
  *   "started" of the same phase, except as said for T/C)
  *   | "addr <ip>:<port>" | "addr none" (A)
+ *   | "updating <fifo>" | "updated <fifo> <n>" | "error update <fifo>: <why>" (U)
  *   | "probe vpl_execution=<0|1> vpl_wexecution=<0|1> vpl_webexecution=<0|1>"
  *   | "error <why>" (a bad command, "error too many programs at once", "error phase <phase>
  *   is still running": nothing started, no "exit" follows; or as said for T/C)
@@ -100,8 +118,16 @@ int runner_open_ctl(void);
 /* Never returns; rootfd is the work directory, ctl from runner_open_ctl(). */
 void runner_loop(int rootfd, int ctl) __attribute__((noreturn));
 
+/* How long "U" waits for its whole stream. */
+#define UPDATE_READ_MS 10000
+
+struct err;
+
 /* From vplhelper.c. */
 int helper_delete_name(int rootfd, const char *name);
 int helper_is_regular_file(int rootfd, const char *name);
+/* Reads one file stream from fifo within timeout_ms and writes it under rootfd, replacing
+ * existing regular files (see "U"); returns the number of files, or -1 with err. */
+long helper_update_stream(int fifo, int rootfd, int timeout_ms, struct err *err);
 
 #endif

@@ -20,7 +20,10 @@
  *          replacing anything that exists;
  *       4. prints "staged <n>\n", or "error <why>\n" at the first problem (staging stops
  *          there), closes the FIFO and stays as init until a termination signal, serving the
- *          worker's commands meanwhile (runner.h, which then does the reaping).
+ *          worker's commands meanwhile (runner.h, which then does the reaping). One of them,
+ *          "U <fifo>", writes an update of the files (same stream format) into the running
+ *          task: there existing regular files ARE replaced (never a symlink, directory or
+ *          other type, and no link is followed in any component).
  *
  *   vplhelper probe [name ...]
  *     Run by the worker through exec, in the work dir. Deletes each name (validated like a
@@ -47,6 +50,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -140,8 +144,20 @@ static int install_signals(struct err *err)
 struct reader {
 	int fd;
 	size_t pos, len;
+	long long deadline_ms; /* 0: wait as long as it takes (staging) */
 	char buf[IO_CHUNK];
 };
+
+/* One reader for the initial staging and then for each update, one at a time: 64 KiB, so
+ * off init's small stack. */
+static struct reader g_reader;
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Refills r->buf. The FIFO is non-blocking (it was opened before any writer existed, see
  * open_files_fifo), so wait with poll first: on Linux, poll on a FIFO whose writer has not
@@ -150,11 +166,18 @@ static int reader_fill(struct reader *r, struct err *err)
 {
 	for (;;) {
 		struct pollfd p = {.fd = r->fd, .events = POLLIN};
-		int k = poll(&p, 1, -1);
+		int timeout = -1;
+		if (r->deadline_ms) {
+			long long left = r->deadline_ms - mono_ms();
+			timeout = left > 0 ? (int)left : 0;
+		}
+		int k = poll(&p, 1, timeout);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
 			return err_sys(err, errno, "poll on the files FIFO");
+		if (k == 0)
+			return err_set(err, ETIMEDOUT, "the file stream did not come in time");
 		ssize_t n = read(r->fd, r->buf, sizeof r->buf);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -315,14 +338,15 @@ static int stage_one(struct reader *r, int rootfd, const struct filestream_hdr *
 /* Reads the whole stream; returns the number of files staged, or -1. */
 static long stage_stream(int fifo, int rootfd, struct err *err)
 {
-	static struct reader r; /* 64 KiB: keep it off init's small stack */
-	r.fd = fifo;
-	r.pos = r.len = 0;
+	struct reader *r = &g_reader;
+	r->fd = fifo;
+	r->pos = r->len = 0;
+	r->deadline_ms = 0;
 	for (long count = 0;; count++) {
 		char line[FILESTREAM_HEADER_MAX];
 		size_t n;
 		struct filestream_hdr h;
-		if (reader_line(&r, line, &n, err) < 0)
+		if (reader_line(r, line, &n, err) < 0)
 			return -1;
 		int kind = filestream_parse_header(line, n, &h, err);
 		if (kind < 0)
@@ -331,7 +355,81 @@ static long stage_stream(int fifo, int rootfd, struct err *err)
 			return count;
 		if (count >= FILESTREAM_MAX_FILES)
 			return err_set(err, E2BIG, "more than %d files", FILESTREAM_MAX_FILES);
-		if (stage_one(&r, rootfd, &h, err) < 0)
+		if (stage_one(r, rootfd, &h, err) < 0)
+			return -1;
+	}
+}
+
+/* ---------------- updates of a running task ("U", runner.h) ---------------- */
+
+/*
+ * Writes one file of an update: like stage_one, but an existing REGULAR file of that name is
+ * replaced (truncated and rewritten in place, keeping its mode); a missing one is created with
+ * the stream's mode (and missing directories on the way). Every component is walked with
+ * openat(O_NOFOLLOW): a symlink anywhere (leaf included) fails with ELOOP/ENOTDIR instead of
+ * being followed; a directory, FIFO, socket or device of that name is refused (the open is
+ * O_NONBLOCK so a FIFO cannot hang us, and nothing is truncated before fstat says "regular").
+ */
+static int update_one(struct reader *r, int rootfd, const struct filestream_hdr *h, struct err *err)
+{
+	char name[FILESTREAM_MAX_NAME + 1];
+	if (reader_exact(r, name, h->namelen, err) < 0)
+		return -1;
+	name[h->namelen] = '\0';
+	if (filestream_check_path(name, h->namelen, err) < 0)
+		return -1;
+	char walked[FILESTREAM_MAX_NAME + 1];
+	memcpy(walked, name, h->namelen + 1);
+	size_t leaf;
+	int dfd = walk_to_parent(rootfd, walked, true, &leaf, err);
+	if (dfd < 0)
+		return err_wrap(err, "file '%s'", name);
+	int fd = openat(dfd, walked + leaf,
+			O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+			(mode_t)h->mode);
+	int e = errno;
+	close(dfd);
+	if (fd < 0 && e == ELOOP)
+		return err_set(err, e, "write '%s': a symlink (not followed)", name);
+	if (fd < 0)
+		return err_sys(err, e, "write '%s'", name);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(err, EINVAL, "write '%s': not a regular file", name);
+	}
+	int rc = 0;
+	if (fcntl(fd, F_SETFL, 0) < 0 || ftruncate(fd, 0) < 0)
+		rc = err_sys(err, errno, "truncate");
+	if (rc == 0)
+		rc = copy_data(r, fd, h->datalen, err);
+	if (close(fd) < 0 && rc == 0)
+		rc = err_sys(err, errno, "close");
+	if (rc < 0)
+		err_wrap(err, "file '%s'", name);
+	return rc;
+}
+
+long helper_update_stream(int fifo, int rootfd, int timeout_ms, struct err *err)
+{
+	struct reader *r = &g_reader;
+	r->fd = fifo;
+	r->pos = r->len = 0;
+	r->deadline_ms = mono_ms() + (timeout_ms > 0 ? timeout_ms : 1);
+	for (long count = 0;; count++) {
+		char line[FILESTREAM_HEADER_MAX];
+		size_t n;
+		struct filestream_hdr h;
+		if (reader_line(r, line, &n, err) < 0)
+			return -1;
+		int kind = filestream_parse_header(line, n, &h, err);
+		if (kind < 0)
+			return err_wrap(err, "after %ld files", count);
+		if (kind == 0)
+			return count;
+		if (count >= FILESTREAM_MAX_FILES)
+			return err_set(err, E2BIG, "more than %d files", FILESTREAM_MAX_FILES);
+		if (update_one(r, rootfd, &h, err) < 0)
 			return -1;
 	}
 }

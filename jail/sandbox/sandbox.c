@@ -41,6 +41,8 @@
 #define WEB_INPUT_MAX  (1024 * 1024) /* request bytes waiting for the relay */
 #define WEB_ADDR_MS    500	     /* web: ask for .vpl_localserveraddress that often */
 #define WEB_ADDR_TRIES 20	     /* ... that many times */
+#define UPDATE_MS      10000	     /* an update's answer comes by then, or it failed */
+#define UPDATE_QUEUE   4	     /* updates of one task waiting or in flight */
 
 enum step {
 	ST_IMAGE,
@@ -86,6 +88,27 @@ struct web_relay {
 	int out_fd, in_fd;
 	struct ev_watch *out_w, *in_w;
 	struct buf inq;
+};
+
+/* One `update` RPC (runner.h "U"): its own FIFO <io>/upd<letters>, held O_RDWR from before
+ * the command; the stream is written once the helper said "updating" (the name is then
+ * gone). Updates of a run go one at a time, in order. */
+struct update {
+	struct run *r;
+	struct update *next;
+	char name[24];
+	int fd;
+	struct ev_watch *w;
+	struct ev_timer *timer;
+	bool sent, acked, written;
+	struct task_files files;
+	size_t idx;
+	int part; /* 0 header, 1 name, 2 data */
+	size_t off;
+	char hdr[FILESTREAM_HEADER_MAX];
+	size_t hdr_len;
+	void (*done)(void *arg, int ok);
+	void *arg;
 };
 
 struct run {
@@ -150,6 +173,8 @@ struct run {
 	struct ev_timer *addr_timer;
 	int addr_tries;
 	struct web_relay web[WEB_RELAYS];
+	struct update *updates; /* the head is the one the helper has (or gets next) */
+	unsigned upd_seq;
 	struct run *next;
 };
 
@@ -227,9 +252,11 @@ static void sink_end(struct run *r, const char *why)
 
 static void web_release(struct web_relay *w);
 static void web_end(struct web_relay *w);
+static void updates_fail_all(struct run *r);
 
 static void close_input(struct run *r)
 {
+	updates_fail_all(r);
 	ev_timer_cancel(r->addr_timer);
 	r->addr_timer = NULL;
 	for (int i = 0; i < WEB_RELAYS; i++) {
@@ -707,11 +734,12 @@ static void ready_to_stage(struct run *r)
 }
 
 static bool web_line(struct run *r, const char *line);
+static bool update_line(struct run *r, const char *line);
 
 static void init_line(struct run *r, const char *line)
 {
 	struct phase *ph = &r->ph;
-	if (web_line(r, line))
+	if (update_line(r, line) || web_line(r, line))
 		return;
 	if (strcmp(line, "ready") == 0 && r->step == ST_SETUP) {
 		/* The helper can speak before containerd answers Start: the
@@ -2576,4 +2604,211 @@ bool sandbox_task_progress(struct sandbox *sb, struct task *t, char *out, size_t
 		snprintf(what, sizeof what, "waiting for the image");
 	snprintf(out, n, "image %s: %s", r->image, what);
 	return true;
+}
+
+/* ------------------------------------------------------------ updates */
+
+static int update_start(struct update *u, struct err *err);
+
+/* The update's end, once: the caller learns ok, the FIFO goes, the next one starts. */
+static void update_finish(struct update *u, int ok, const char *why)
+{
+	struct run *r = u->r;
+	for (struct update **pp = &r->updates; *pp; pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			break;
+		}
+	ev_timer_cancel(u->timer);
+	close_watch(&u->w, &u->fd);
+	if (u->sent && !u->acked)
+		unlink_fifo(r, u->name);
+	if (ok)
+		log_info("task %llu: update of %zu files written", r->task_id, u->files.n);
+	else
+		log_info("task %llu: update failed: %s", r->task_id, why);
+	taskfiles_free(&u->files);
+	void (*done)(void *, int) = u->done;
+	void *arg = u->arg;
+	free(u);
+	done(arg, ok);
+	/* The helper is free for the next one (an abandoned one it still reads ends by its
+	 * own timeout; the next command waits for it in ctl). */
+	struct err e;
+	while (r->updates && !r->updates->sent && !r->aborting)
+		if (update_start(r->updates, &e) < 0)
+			update_finish(r->updates, 0, e.msg);
+}
+
+static void updates_fail_all(struct run *r)
+{
+	while (r->updates)
+		update_finish(r->updates, 0, "the task's run is over");
+}
+
+static void on_update_timer(void *arg)
+{
+	struct update *u = arg;
+	u->timer = NULL;
+	update_finish(u, 0, "no answer in time");
+}
+
+static void on_update_writable(void *arg, int fd, unsigned events)
+{
+	struct update *u = arg;
+	struct task_files *f = &u->files;
+	for (;;) {
+		const char *p;
+		size_t n;
+		if (u->idx == f->n) {
+			p = FILESTREAM_END;
+			n = FILESTREAM_END_LEN;
+			if (u->off >= n) {
+				/* All sent: the pipe keeps it for the helper after our close. */
+				close_watch(&u->w, &u->fd);
+				u->written = true;
+				return;
+			}
+		} else {
+			struct task_file *tf = &f->v[u->idx];
+			if (u->part == 0 && u->off == 0) {
+				int h = filestream_header(u->hdr, sizeof u->hdr, tf->mode,
+							  strlen(tf->name), tf->len);
+				if (h < 0) {
+					update_finish(u, 0, "a file cannot be sent");
+					return;
+				}
+				u->hdr_len = (size_t)h;
+			}
+			if (u->part == 0) {
+				p = u->hdr;
+				n = u->hdr_len;
+			} else if (u->part == 1) {
+				p = tf->name;
+				n = strlen(tf->name);
+			} else {
+				p = tf->data;
+				n = tf->len;
+			}
+			if (u->off >= n) {
+				u->off = 0;
+				if (++u->part == 3) {
+					u->part = 0;
+					u->idx++;
+				}
+				continue;
+			}
+		}
+		ssize_t w = write(fd, p + u->off, n - u->off);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			update_finish(u, 0, strerror(errno));
+			return;
+		}
+		u->off += (size_t)w;
+	}
+}
+
+/* Makes the update's FIFO, holds it, and asks the helper to read it. On failure the
+ * caller ends the update (its FIFO name is removed then). */
+static int update_start(struct update *u, struct err *err)
+{
+	struct run *r = u->r;
+	char path[PATH_MAX];
+	u->sent = true; /* from here, update_finish removes the name if still there */
+	if (fifo_make(r, u->name, path, sizeof path, (uid_t)r->uid) < 0 ||
+	    (u->fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return err_sys(err, errno, "update channel");
+	char cmd[48];
+	int n = snprintf(cmd, sizeof cmd, "U %s\n", u->name);
+	if (r->ctl_fd < 0 || write(r->ctl_fd, cmd, (size_t)n) != n)
+		return err_set(err, EIO, "cannot talk to the task's helper");
+	return 0;
+}
+
+/* The helper's lines about updates; false: not one of those. */
+static bool update_line(struct run *r, const char *line)
+{
+	char name[32];
+	struct update *u = r->updates;
+	if (sscanf(line, "updating %31[a-z]", name) == 1) {
+		if (u && u->sent && !u->acked && strcmp(name, u->name) == 0) {
+			/* The helper holds the FIFO: nothing else may open it by name. */
+			unlink_fifo(r, u->name);
+			u->acked = true;
+			struct err e;
+			if (!(u->w = ev_watch_fd(r->sb->ev, u->fd, EV_WRITE, on_update_writable, u,
+						 &e)))
+				update_finish(u, 0, e.msg);
+		}
+		return true; /* an abandoned update's: nothing to do */
+	}
+	unsigned long count;
+	if (sscanf(line, "updated %31[a-z] %lu", name, &count) == 2) {
+		if (u && u->acked && strcmp(name, u->name) == 0)
+			update_finish(u, 1, NULL);
+		return true;
+	}
+	if (strncmp(line, "error update ", 13) == 0) {
+		char safe[200];
+		log_sanitize(safe, sizeof safe, line + 13, strlen(line + 13));
+		if (u && u->sent && sscanf(line, "error update %31[a-z]", name) == 1 &&
+		    strcmp(name, u->name) == 0)
+			update_finish(u, 0, safe);
+		else
+			log_info("task %llu: abandoned update: %s", r->task_id, safe);
+		return true;
+	}
+	return false;
+}
+
+int sandbox_update(struct sandbox *sb, struct task *t, struct task_files *files,
+		   void (*done)(void *arg, int ok), void *arg, struct err *err)
+{
+	struct run *r = t->run;
+	if (!r || r->aborting || !r->staged || r->ctl_fd < 0 ||
+	    (r->step != ST_WAIT_EXEC && r->step != ST_RUN))
+		return err_set(err, EINVAL, "the task is not running");
+	size_t queued = 0;
+	struct update **tail = &r->updates;
+	for (; *tail; tail = &(*tail)->next)
+		queued++;
+	if (queued >= UPDATE_QUEUE)
+		return err_set(err, EBUSY, "%d updates of this task already wait", UPDATE_QUEUE);
+	struct update *u = calloc(1, sizeof *u);
+	if (!u)
+		return err_sys(err, ENOMEM, "allocating an update");
+	u->r = r;
+	u->fd = -1;
+	/* A phase-like name (runner.h): "upd" and the sequence number in letters. */
+	unsigned k = r->upd_seq++;
+	size_t len = (size_t)snprintf(u->name, sizeof u->name, "upd");
+	do {
+		u->name[len++] = (char)('a' + k % 26);
+		k /= 26;
+	} while (k && len < 16);
+	u->name[len] = '\0';
+	if (!(u->timer = ev_timer_add(sb->ev, UPDATE_MS, on_update_timer, u, err))) {
+		free(u);
+		return -1;
+	}
+	u->files = *files;
+	memset(files, 0, sizeof *files);
+	u->done = done;
+	u->arg = arg;
+	*tail = u;
+	if (r->updates == u && update_start(u, err) < 0) {
+		/* Nothing was said to the caller yet: give the files back, no callback. */
+		r->updates = NULL;
+		ev_timer_cancel(u->timer);
+		close_watch(&u->w, &u->fd);
+		unlink_fifo(r, u->name);
+		*files = u->files;
+		free(u);
+		return -1;
+	}
+	log_info("task %llu: update of %zu files (%zu bytes) accepted", r->task_id, u->files.n,
+		 u->files.total_bytes);
+	return 0;
 }

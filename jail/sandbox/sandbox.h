@@ -62,6 +62,16 @@ long sandbox_web_queued(struct sandbox *sb, void *relay);
 void sandbox_web_pause(struct sandbox *sb, void *relay, bool paused);
 void sandbox_web_close(struct sandbox *sb, void *relay);
 
+/* jail.h's update_task: writes files into a running task's work dir through the helper
+ * ("U", runner.h), replacing existing regular files. Only while the task's files are staged
+ * and its program waits for its terminal or runs; else -1 (EINVAL; EBUSY: too many updates
+ * of that task wait). On 0 the files are taken over (*files zeroed) and done(arg, ok) comes
+ * exactly once, later, from the loop (never from inside this call): ok 1 when the helper
+ * wrote every file, 0 when it refused one, failed, did not answer in time or the run ended
+ * (also at sandbox_free). On -1, *files is left to the caller and done never comes. */
+int sandbox_update(struct sandbox *sb, struct task *t, struct task_files *files,
+		   void (*done)(void *arg, int ok), void *arg, struct err *err);
+
 /* jail.h's task_progress: an image pull the task waits for. */
 bool sandbox_task_progress(struct sandbox *sb, struct task *t, char *out, size_t n);
 

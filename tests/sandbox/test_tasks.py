@@ -382,7 +382,7 @@ def test_orphans_removed_only_when_their_worker_is_gone():
     assert f"vplcell-{W3}-alive" in left and f"vplcell-{W2}-unknown" in left, left
     log = J.read_log()
     assert f"removed orphan container vplcell-{W1}-orphan" in log
-    assert "belongs to worker w9, which is gone" in log
+    assert f"belongs to worker {W9}, which is gone" in log
 
 
 def test_second_worker_with_same_id_refused():

@@ -1705,6 +1705,222 @@ static void test_usage(void **state)
 	}
 }
 
+/* ---------------- the command loop: U (update of a running task) ---------------- */
+
+/* One "U <name>" as the worker does it: the FIFO made and held O_RDWR first, the command,
+ * "updating <name>", the name removed, the stream written, our end closed. Returns the
+ * helper's last line in line. stream NULL: the FIFO is not made (the open must fail). */
+static void update_via(struct run *r, const struct tdir *t, int ctl, const char *name,
+		       const void *stream, size_t len, char *line, size_t sz)
+{
+	char path[160], cmd[64], want[64];
+	snprintf(path, sizeof path, "%s/%s", t->io, name);
+	int fd = -1;
+	if (stream) {
+		assert_int_equal(mkfifo(path, 0600), 0);
+		fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		assert_true(fd >= 0);
+	}
+	snprintf(cmd, sizeof cmd, "U %s\n", name);
+	send_cmd(ctl, cmd);
+	next_line(r, line, sz);
+	snprintf(want, sizeof want, "updating %s", name);
+	if (!stream || strcmp(line, want) != 0)
+		return;
+	assert_int_equal(unlink(path), 0);
+	const char *p = stream;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+			poll(&pf, 1, 100);
+			/* the helper may have stopped reading (an error): its line says so */
+			struct pollfd pr = {.fd = r->out, .events = POLLIN};
+			if (memchr(r->acc, '\n', r->len) || poll(&pr, 1, 0) == 1)
+				break;
+			continue;
+		}
+		if (w <= 0)
+			break;
+		p += w;
+		len -= (size_t)w;
+	}
+	close(fd);
+	next_line(r, line, sz);
+}
+
+static void update_buf(struct run *r, const struct tdir *t, int ctl, const char *name,
+		       struct buf *b, char *line, size_t sz)
+{
+	update_via(r, t, ctl, name, b->data, b->len, line, sz);
+	buf_free(b);
+}
+
+static void test_update_replaces_and_creates(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	char line[256];
+	write_file(at(t.wd, "a.txt"), "old content, longer than the new one");
+	assert_int_equal(chmod(at(t.wd, "a.txt"), 0640), 0);
+	size_t big_len = 300000; /* more than the helper's buffer and the pipe's */
+	char *big = malloc(big_len);
+	assert_non_null(big);
+	for (size_t i = 0; i < big_len; i++)
+		big[i] = (char)(i * 13 % 251);
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	add_file(&b, 0600, "a.txt", 5, "new", 3);
+	add_file(&b, 0700, "sub/dir/run.sh", 14, "#!/bin/sh\n", 10);
+	add_file(&b, 0600, "big.bin", 7, big, big_len);
+	add_end(&b);
+	update_buf(&r, &t, ctl, "updaa", &b, line, sizeof line);
+	assert_string_equal(line, "updated updaa 3");
+	assert_content(at(t.wd, "a.txt"), "new");
+	assert_mode(at(t.wd, "a.txt"), S_IFREG, 0640); /* an existing file keeps its mode */
+	assert_content(at(t.wd, "sub/dir/run.sh"), "#!/bin/sh\n");
+	assert_mode(at(t.wd, "sub/dir/run.sh"), S_IFREG, 0700);
+	assert_mode(at(t.wd, "sub"), S_IFDIR, 0700);
+	size_t got;
+	char *data = read_file(at(t.wd, "big.bin"), &got);
+	assert_non_null(data);
+	assert_int_equal(got, big_len);
+	assert_memory_equal(data, big, big_len);
+	free(data);
+	free(big);
+	/* again: the same names are replaced once more; an empty update is fine */
+	buf_init(&b, 1 << 20);
+	add_file(&b, 0600, "big.bin", 7, "", 0);
+	add_end(&b);
+	update_buf(&r, &t, ctl, "updab", &b, line, sizeof line);
+	assert_string_equal(line, "updated updab 1");
+	assert_content(at(t.wd, "big.bin"), "");
+	update_via(&r, &t, ctl, "updac", "E\n", 2, line, sizeof line);
+	assert_string_equal(line, "updated updac 0");
+	/* the FIFO names are the worker's to remove: nothing left behind by the helper */
+	assert_int_equal(count_entries(t.io), 2); /* files, ctl */
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+static void test_update_never_follows_links(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	char line[256];
+	write_file(at(t.out, "target"), "outside");
+	assert_int_equal(symlink(at(t.out, "target"), at(t.wd, "link")), 0);
+	assert_int_equal(symlink(t.out, at(t.wd, "dlink")), 0);
+	assert_int_equal(symlink("nowhere", at(t.wd, "dangling")), 0);
+	assert_int_equal(mkdir(at(t.wd, "dir"), 0700), 0);
+	assert_int_equal(symlink(t.out, at(t.wd, "dir/inner")), 0);
+	assert_int_equal(mkfifo(at(t.wd, "fifo"), 0600), 0);
+	static const struct {
+		const char *name, *why;
+	} cases[] = {
+	    {"link", "a symlink (not followed)"},
+	    {"dangling", "a symlink (not followed)"},
+	    {"dlink/target", "directory 'dlink'"},
+	    {"dlink/new", "directory 'dlink'"},
+	    {"dir/inner/target", "directory 'dir/inner'"},
+	    {"dir", "Is a directory"},
+	    {"fifo", "fifo"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char fifo[16];
+		snprintf(fifo, sizeof fifo, "upd%c", (char)('a' + i));
+		struct buf b;
+		buf_init(&b, 1 << 16);
+		add_file(&b, 0600, "first.txt", 9, "1", 1);
+		add_file(&b, 0600, cases[i].name, strlen(cases[i].name), "PWNED", 5);
+		add_file(&b, 0600, "after.txt", 9, "2", 1);
+		add_end(&b);
+		update_buf(&r, &t, ctl, fifo, &b, line, sizeof line);
+		char want[64];
+		snprintf(want, sizeof want, "error update %s: ", fifo);
+		if (strncmp(line, want, strlen(want)) != 0 ||
+		    (strcmp(cases[i].why, "fifo") != 0 && !strstr(line, cases[i].why)))
+			fail_msg("%s -> %s", cases[i].name, line);
+		/* the files before the refused one are written; the update stops there */
+		assert_content(at(t.wd, "first.txt"), "1");
+		assert_int_equal(access(at(t.wd, "after.txt"), F_OK), -1);
+	}
+	assert_content(at(t.out, "target"), "outside");
+	assert_int_equal(count_entries(t.out), 1);
+	assert_mode(at(t.wd, "link"), S_IFLNK, 0777);
+	assert_mode(at(t.wd, "fifo"), S_IFIFO, 0600);
+	assert_mode(at(t.wd, "dir"), S_IFDIR, 0700);
+	/* the loop still serves */
+	send_cmd(ctl, "A\n");
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "addr none");
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
+static void test_update_bad_commands_and_streams(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_make(&t);
+	struct run r;
+	int ctl = start_loop(&r, &t);
+	char line[256];
+	static const char *const bad[] = {"U\n",
+					  "U ../x\n",
+					  "U Upd\n",
+					  "U upd x\n",
+					  "U up1\n",
+					  "Ux upd\n",
+					  "U abcdefghijklmnopq\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		send_cmd(ctl, bad[i]);
+		next_line(&r, line, sizeof line);
+		if (strcmp(line, "error bad command") != 0)
+			fail_msg("%s -> %s", bad[i], line);
+	}
+	/* no such FIFO; not a FIFO; a symlink to a FIFO */
+	update_via(&r, &t, ctl, "missing", NULL, 0, line, sizeof line);
+	assert_string_equal(line, "error update missing: open: No such file or directory");
+	write_file(at(t.io, "plain"), "E\n");
+	send_cmd(ctl, "U plain\n");
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "error update plain: open: Invalid argument");
+	assert_int_equal(mkfifo(at(t.out, "realfifo"), 0600), 0);
+	assert_int_equal(symlink(at(t.out, "realfifo"), at(t.io, "linked")), 0);
+	send_cmd(ctl, "U linked\n");
+	next_line(&r, line, sizeof line);
+	assert_string_equal(line, "error update linked: open: Too many levels of symbolic links");
+	/* malformed stream; a bad name in it; the worker's end closed before "E" */
+	update_via(&r, &t, ctl, "upda", "X 600 1 1\nab", 12, line, sizeof line);
+	assert_true(strncmp(line, "error update upda: ", 19) == 0);
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	add_file(&b, 0600, "../x", 4, "y", 1);
+	add_end(&b);
+	update_buf(&r, &t, ctl, "updb", &b, line, sizeof line);
+	assert_true(strncmp(line, "error update updb: ", 19) == 0);
+	assert_int_equal(access(at(t.base, "x"), F_OK), -1);
+	buf_init(&b, 1 << 16);
+	add_file(&b, 0600, "half.txt", 8, "abc", 3);
+	update_buf(&r, &t, ctl, "updc", &b, line, sizeof line);
+	assert_string_equal(line, "error update updc: unexpected end of the file stream");
+	/* the loop still serves */
+	update_via(&r, &t, ctl, "updd", "E\n", 2, line, sizeof line);
+	assert_string_equal(line, "updated updd 0");
+	close(ctl);
+	stop_init(&r, SIGTERM);
+	tdir_remove(&t);
+}
+
 /* ---------------- main ---------------- */
 
 static int find_helper(void)
@@ -1757,6 +1973,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_connect_relay_refused, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_connect_relay_other_loopback, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_local_server_address, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_update_replaces_and_creates, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_update_never_follows_links, cleanup_leftovers),
+	    cmocka_unit_test_teardown(test_update_bad_commands_and_streams, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_reports, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_deletes, cleanup_leftovers),
 	    cmocka_unit_test_teardown(test_probe_refuses, cleanup_leftovers),
