@@ -389,9 +389,15 @@ void monitor_detail(struct monitor *m, const char *detail)
 	if (m->phase != PH_ACTIVE || !m->label || !detail || !*detail)
 		return;
 	char f[320];
-	int n = snprintf(f, sizeof f, "%s:%s", m->label, detail);
+	size_t room = sizeof f - 1 - strlen(m->label) - 1, dlen = strlen(detail);
+	if (dlen > room) { /* cut back to the start of a UTF-8 sequence, as build_cframe() */
+		dlen = room;
+		while (dlen > 0 && ((unsigned char)detail[dlen] & 0xC0) == 0x80)
+			dlen--;
+	}
+	int n = snprintf(f, sizeof f, "%s:%.*s", m->label, (int)dlen, detail);
 	if (n > 0)
-		send_frame(m, f, (size_t)n < sizeof f ? (size_t)n : sizeof f - 1);
+		send_frame(m, f, (size_t)n);
 }
 
 bool monitor_client_gone(struct monitor *m, int64_t now_ms)

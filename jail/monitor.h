@@ -149,7 +149,8 @@ void monitor_tick(struct monitor *m, int64_t now_ms);
 
 /* A detail of the current state ("message:starting:<detail>", e.g. the progress of an image
  * pull): sent once, the counters go on with the state's label. Nothing outside an active
- * labelled state. */
+ * labelled state. detail is valid UTF-8 (as the compilation text); the frame is capped at 319
+ * bytes, cut back to the start of a UTF-8 sequence. */
 void monitor_detail(struct monitor *m, const char *detail);
 
 /* The browser sent data or closed the socket. true = the owner must clean the

@@ -141,6 +141,16 @@ static int norm_host(const char *h, char out[256], const char *what, struct err 
 		return err_set(err, EINVAL, "invalid %s registry '%s': expected host or host:port",
 			       what, q);
 	}
+	/* parse() reads a first component as a host only with a '.' or ':' or as "localhost": any
+	   other host would turn "host/name" into Docker Hub's image "host/name". */
+	if (!strchr(h, '.') && !strchr(h, ':') && strcmp(h, "localhost") != 0) {
+		char q[96];
+		log_sanitize(q, sizeof q, h, strnlen(h, 80));
+		return err_set(err, EINVAL,
+			       "invalid %s registry '%s': a registry host needs a '.' or a :port "
+			       "(or is localhost)",
+			       what, q);
+	}
 	snprintf(out, 256, "%s", is_hub(h) ? IMAGE_DOCKER_HUB : h);
 	return 0;
 }

@@ -38,28 +38,10 @@
 
 #include "ctr_client.h"
 #include "err.h"
-
-#define IMAGE_USER_PASSWD_MAX (1024 * 1024)
-#define IMAGE_USER_NAME_MAX   32
-
-struct image_user {
-	char name[IMAGE_USER_NAME_MAX + 1];
-	unsigned uid, gid;
-	char home[256];
-};
+#include "imagepasswd.h"
 
 /* See above. Returns 0 and fills *out, or -1 with err filled. */
 int image_user_lookup(struct ctr_client *c, const char *image, const char *user,
 		      struct image_user *out, struct err *err);
-
-/*
- * The same on a passwd file's bytes (pure). The file is parsed strictly, every line of it: lines
- * are name:password:uid:gid:gecos:home:shell (exactly 7 fields), uid and gid plain decimal below
- * 4294967295, a non-empty name, no NUL nor control characters; empty lines and '#' comments are
- * skipped (as glibc does). The first line for USER counts (as getpwnam); its home must be an
- * absolute path shorter than sizeof out->home. Any malformed line fails with EBADMSG naming it.
- */
-int passwd_lookup(const char *data, size_t len, const char *user, struct image_user *out,
-		  struct err *err);
 
 #endif

@@ -122,6 +122,11 @@ static void test_parse_bad(void **state)
 	assert_int_equal(image_ref_parse("foo", "not a host", &r, &e), -1);
 	assert_int_equal(e.code, EINVAL);
 	assert_non_null(strstr(e.msg, "default registry"));
+	/* a host without '.' nor ':' would read back as a Docker Hub path (fuzz_imageref) */
+	assert_int_equal(image_ref_parse("foo", "myreg", &r, &e), -1);
+	assert_non_null(strstr(e.msg, "needs a '.'"));
+	assert_int_equal(image_ref_parse("foo", "localhost", &r, &e), 0);
+	assert_string_equal(r.host, "localhost");
 }
 
 static void test_parse_limits(void **state)
