@@ -117,11 +117,12 @@ struct run {
 	unsigned long long task_id;
 	char id[128];
 	char dir[PATH_MAX];
-	char image[320];	/* containerd name of the task's image */
-	unsigned long long seq; /* the run's number (in its id), for its shim group */
-	char user[33];		/* USER= of vplbdx.cfg ("" = the prisoner) */
-	bool user_known;	/* r->uid/gid say who it is */
-	unsigned uid, gid;	/* the task's processes and FIFOs */
+	char image[320];	  /* containerd name of the task's image */
+	unsigned long long seq;	  /* the run's number (in its id) */
+	struct shim_group *group; /* joined at container create, left when cleanup starts */
+	char user[33];		  /* USER= of vplbdx.cfg ("" = the prisoner) */
+	bool user_known;	  /* r->uid/gid say who it is */
+	unsigned uid, gid;	  /* the task's processes and FIFOs */
 	char chain[160];
 	struct image_source src; /* where a pull gets it */
 	bool force;		 /* FORCEPULL asked and due */
@@ -193,6 +194,8 @@ struct sandbox {
 	struct run *runs;
 	unsigned live;
 	unsigned long long seq;
+	struct shim_group *cur_group; /* new containers join it while it has room */
+	unsigned long long group_seq;
 	struct ev_timer *sweep;
 	unsigned orphans; /* orphan removals in flight */
 	bool closing;	  /* the client is being freed: start no new call */
@@ -203,6 +206,45 @@ struct sandbox {
 static void advance(struct run *r);
 static void pool_fill(struct sandbox *sb);
 static void on_exec_wait(void *arg);
+/*
+ * Shim groups. containerd's runc shim serves every container whose spec names
+ * the same group, and exits when its last task is deleted: a container that
+ * joins a group at that moment fails ("ttrpc: closed"). So a group is joined
+ * only while it has members that are not being cleaned up; when its last such
+ * member starts cleaning up the group retires, and the next container starts
+ * a new one (and a new shim).
+ */
+struct shim_group {
+	unsigned long long id;
+	unsigned joined, live;
+};
+
+static struct shim_group *shim_group_join(struct sandbox *sb)
+{
+	struct shim_group *g = sb->cur_group;
+	if (!g || g->joined >= (unsigned)sb->cfg->shim_group_size) {
+		g = calloc(1, sizeof *g);
+		if (!g)
+			return NULL;
+		g->id = ++sb->group_seq;
+		sb->cur_group = g; /* a full one lives on through its members */
+	}
+	g->joined++;
+	g->live++;
+	return g;
+}
+
+static void shim_group_leave(struct sandbox *sb, struct shim_group **gp)
+{
+	struct shim_group *g = *gp;
+	*gp = NULL;
+	if (!g || --g->live > 0)
+		return;
+	if (sb->cur_group == g)
+		sb->cur_group = NULL;
+	free(g);
+}
+
 static void cleanup_next(struct run *r);
 static void on_killed(void *arg, const struct ctr_status *st);
 static void on_init_exit(void *arg, const struct ctr_status *st, uint32_t status);
@@ -317,6 +359,7 @@ static void maybe_free(struct run *r)
 			break;
 		}
 	sb->live--;
+	shim_group_leave(sb, &r->group);
 	ev_timer_cancel(r->kill_retry);
 	buf_free(&r->probe);
 	free(r);
@@ -1122,8 +1165,10 @@ static void setup_step(struct run *r)
 		 * annotations. A shim that dies takes its group: SHIM_GROUP_SIZE
 		 * trades that isolation for memory (1 = a shim per container). */
 		char group[96];
+		if (!r->group)
+			r->group = shim_group_join(sb);
 		snprintf(group, sizeof group, "vplcell-%s-g%llu", sb->worker,
-			 r->seq / (unsigned long long)cfg->shim_group_size);
+			 r->group ? r->group->id : 0);
 		struct oci_container_opts o = {
 		    .id = r->id,
 		    .cgroup_parent = "/vplcell",
@@ -1145,7 +1190,7 @@ static void setup_step(struct run *r)
 		    .network = cfg->task_network,
 		    .hostname = "vpl",
 		    .env = env,
-		    .shim_group = cfg->shim_group_size > 1 ? group : NULL,
+		    .shim_group = cfg->shim_group_size > 1 && r->group ? group : NULL,
 		};
 		char *json = NULL;
 		size_t len = 0;
@@ -1392,6 +1437,7 @@ static void cleanup_next(struct run *r)
 	r->step = ST_CLEANUP;
 	r->aborting = true;
 	struct sandbox *sb = r->sb;
+	shim_group_leave(sb, &r->group);
 	puller_cancel(r->pw);
 	r->pw = NULL;
 	sink_end(r, "stopped");
@@ -2093,6 +2139,7 @@ void sandbox_free(struct sandbox *sb)
 	while (sb->runs) {
 		struct run *r = sb->runs;
 		sb->runs = r->next;
+		shim_group_leave(sb, &r->group);
 		close_watch(&r->files_w, &r->files_fd);
 		close_watch(&r->init_w, &r->init_fd);
 		close_watch(&r->ph.w, &r->ph.fd);
