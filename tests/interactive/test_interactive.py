@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "protocol"))
 sys.path.insert(0, HERE)
 from harness import Jail, Suite, containerd_start, containerd_stop, http  # noqa: E402
 from wsclient import WsClient  # noqa: E402
+import fixture  # noqa: E402
 
 S = Suite("interactive")
 BUILD = os.environ.get("VPL_BUILD", "build")
@@ -531,35 +532,10 @@ def test_monitor_sending_data_stops_task():
 
 
 def main():
-    global J
-    ENV.update(containerd_start(CTD_DIR))
-    tar = subprocess.run([f"{ROOT}/images/minivpl/build.sh"], check=True, capture_output=True,
-                         text=True).stdout.strip().splitlines()[-1]
-    subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "images",
-                    "import", tar], check=True, capture_output=True)
-    state = tempfile.mkdtemp(prefix="vplcell-state-")
-    try:
-        J = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
-                 HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
-                 DEFAULT_IMAGE="vplcell.local/minivpl:latest",
-                 WORKER_ID="i%d" % (os.getpid() % 100000), MAXTIME=180, LOGLEVEL=7, POOL_SIZE=1)
-        print(f"worker log: {J.logpath}", flush=True)
-        for name, fn in list(globals().items()):
-            if name.startswith("test_") and callable(fn) and (
-                    not ONLY or any(o in name for o in ONLY)):
-                S.run(fn)
-        rc = J.stop()
-        S.check(rc == 0, f"worker exits cleanly (rc={rc})")
+    def nothing_left(j):
         left = poll(lambda: not containers(), 30) or containers()
         S.check(left is True, f"no container left after the worker stopped ({left})")
-        if S.failed:
-            print(J.read_log()[-8000:])
-    finally:
-        if J and J.proc.poll() is None:
-            J.proc.kill()
-        containerd_stop(CTD_DIR)
-    return S.finish()
-
+    return fixture.run_suite(globals(), S, "i", after_stop=nothing_left, MAXTIME=180)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "protocol"))
 sys.path.insert(0, HERE)
 from harness import Jail, Suite, containerd_start, containerd_stop, http  # noqa: E402
 from wsclient import WsClient  # noqa: E402
+import fixture  # noqa: E402
 
 S = Suite("update")
 BUILD = os.environ.get("VPL_BUILD", "build")
@@ -292,36 +293,11 @@ def test_client_leaves_before_the_answer():
 
 
 def main():
-    global J, STATE
-    ENV.update(containerd_start(CTD_DIR))
-    tar = subprocess.run([f"{ROOT}/images/minivpl/build.sh"], check=True, capture_output=True,
-                         text=True).stdout.strip().splitlines()[-1]
-    subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "images",
-                    "import", tar], check=True, capture_output=True)
-    STATE = tempfile.mkdtemp(prefix="vplcell-state-")
-    try:
-        J = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
-                 HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=STATE,
-                 DEFAULT_IMAGE="vplcell.local/minivpl:latest",
-                 WORKER_ID="w%d" % (os.getpid() % 100000), MAXTIME=60, LOGLEVEL=7, POOL_SIZE=1,
-                 REQUEST_MAX_SIZE=64 << 20)
-        only = sys.argv[1:]
-        for name, fn in list(globals().items()):
-            if name.startswith("test_") and callable(fn) and (
-                    not only or any(o in name for o in only)):
-                S.run(fn)
-        rc = J.stop()
-        S.check(rc == 0, f"worker exits cleanly (rc={rc})")
-        log = J.read_log()
+    def no_ticket_logged(j):
+        log = j.read_log()
         S.check(not any(t in log for t in TICKETS), "no ticket in the log")
-        if S.failed:
-            print(log[-8000:])
-    finally:
-        if J and J.proc.poll() is None:
-            J.proc.kill()
-        containerd_stop(CTD_DIR)
-    return S.finish()
-
+    return fixture.run_suite(globals(), S, "u", after_stop=no_ticket_logged,
+                             REQUEST_MAX_SIZE=64 << 20)
 
 if __name__ == "__main__":
     sys.exit(main())

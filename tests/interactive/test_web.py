@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "protocol"))
 sys.path.insert(0, HERE)
 from harness import Jail, Suite, containerd_start, containerd_stop, http  # noqa: E402
 from wsclient import WsClient  # noqa: E402
+import fixture  # noqa: E402
 
 S = Suite("web")
 BUILD = os.environ.get("VPL_BUILD", "build")
@@ -162,35 +163,13 @@ def test_other_loopback_address_and_concurrency():
 
 
 def main():
-    global J
-    ENV.update(containerd_start(CTD_DIR))
-    tar = subprocess.run([f"{ROOT}/images/minivpl/build.sh"], check=True, capture_output=True,
-                         text=True).stdout.strip().splitlines()[-1]
-    subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "images",
-                    "import", tar], check=True, capture_output=True)
-    state = tempfile.mkdtemp(prefix="vplcell-state-")
-    try:
-        J = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
-                 HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
-                 DEFAULT_IMAGE="vplcell.local/minivpl:latest",
-                 WORKER_ID="w%d" % (os.getpid() % 100000), MAXTIME=60, LOGLEVEL=7, POOL_SIZE=1)
-        for name, fn in list(globals().items()):
-            if name.startswith("test_") and callable(fn):
-                S.run(fn)
-        rc = J.stop()
-        S.check(rc == 0, f"worker exits cleanly (rc={rc})")
-        log = J.read_log()
+    def no_ticket_logged(j):
+        log = j.read_log()
         S.check(not any(t in log for t in TICKETS), "no ticket in the log")
-        if S.failed:
-            print(log[-8000:])
-    finally:
-        if J and J.proc.poll() is None:
-            J.proc.kill()
-        containerd_stop(CTD_DIR)
-    return S.finish()
-
+    return fixture.run_suite(globals(), S, "w", after_stop=no_ticket_logged)
 
 TICKETS = []
+
 
 if __name__ == "__main__":
     sys.exit(main())
