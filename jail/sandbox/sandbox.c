@@ -212,17 +212,21 @@ static void on_exec_wait(void *arg);
  * joins a group at that moment fails ("ttrpc: closed"). So a group is joined
  * only while it has members that are not being cleaned up; when its last such
  * member starts cleaning up the group retires, and the next container starts
- * a new one (and a new shim).
+ * a new one (and a new shim). And containerd 1.6 races when two containers of
+ * a group start its shim at once ("remove pre-existing socket"), so a group
+ * takes a second member only once its shim is up (a member's task created);
+ * until then concurrent containers each start a group of their own.
  */
 struct shim_group {
 	unsigned long long id;
 	unsigned joined, live;
+	bool ready; /* a member's task was created: the shim runs */
 };
 
 static struct shim_group *shim_group_join(struct sandbox *sb)
 {
 	struct shim_group *g = sb->cur_group;
-	if (!g || g->joined >= (unsigned)sb->cfg->shim_group_size) {
+	if (!g || g->joined >= (unsigned)sb->cfg->shim_group_size || !g->ready) {
 		g = calloc(1, sizeof *g);
 		if (!g)
 			return NULL;
@@ -600,6 +604,8 @@ static void on_task_created(void *arg, const struct ctr_status *st, uint32_t pid
 	struct run *r = arg;
 	if (st->code == CTR_OK || outcome_unknown(st))
 		r->task_created = true;
+	if (st->code == CTR_OK && r->group)
+		r->group->ready = true;
 	if (callback_enter(r, true)) {
 		if (st->code != CTR_OK) {
 			run_log_fail(r, "task create", st);
