@@ -335,13 +335,18 @@ static int stage_one(struct reader *r, int rootfd, const struct filestream_hdr *
 	return rc;
 }
 
-/* Reads the whole stream; returns the number of files staged, or -1. */
-static long stage_stream(int fifo, int rootfd, struct err *err)
+typedef int (*file_fn)(struct reader *r, int rootfd, const struct filestream_hdr *h,
+		       struct err *err);
+
+/* Reads one file stream from fifo, handing each file to one_file; deadline_ms 0 = none.
+ * Returns the number of files, or -1. */
+static long read_stream(int fifo, int rootfd, long long deadline_ms, file_fn one_file,
+			struct err *err)
 {
 	struct reader *r = &g_reader;
 	r->fd = fifo;
 	r->pos = r->len = 0;
-	r->deadline_ms = 0;
+	r->deadline_ms = deadline_ms;
 	for (long count = 0;; count++) {
 		char line[FILESTREAM_HEADER_MAX];
 		size_t n;
@@ -355,9 +360,15 @@ static long stage_stream(int fifo, int rootfd, struct err *err)
 			return count;
 		if (count >= FILESTREAM_MAX_FILES)
 			return err_set(err, E2BIG, "more than %d files", FILESTREAM_MAX_FILES);
-		if (stage_one(r, rootfd, &h, err) < 0)
+		if (one_file(r, rootfd, &h, err) < 0)
 			return -1;
 	}
+}
+
+/* Reads the whole stream; returns the number of files staged, or -1. */
+static long stage_stream(int fifo, int rootfd, struct err *err)
+{
+	return read_stream(fifo, rootfd, 0, stage_one, err);
 }
 
 /* ---------------- updates of a running task ("U", runner.h) ---------------- */
@@ -412,26 +423,8 @@ static int update_one(struct reader *r, int rootfd, const struct filestream_hdr 
 
 long helper_update_stream(int fifo, int rootfd, int timeout_ms, struct err *err)
 {
-	struct reader *r = &g_reader;
-	r->fd = fifo;
-	r->pos = r->len = 0;
-	r->deadline_ms = mono_ms() + (timeout_ms > 0 ? timeout_ms : 1);
-	for (long count = 0;; count++) {
-		char line[FILESTREAM_HEADER_MAX];
-		size_t n;
-		struct filestream_hdr h;
-		if (reader_line(r, line, &n, err) < 0)
-			return -1;
-		int kind = filestream_parse_header(line, n, &h, err);
-		if (kind < 0)
-			return err_wrap(err, "after %ld files", count);
-		if (kind == 0)
-			return count;
-		if (count >= FILESTREAM_MAX_FILES)
-			return err_set(err, E2BIG, "more than %d files", FILESTREAM_MAX_FILES);
-		if (update_one(r, rootfd, &h, err) < 0)
-			return -1;
-	}
+	return read_stream(fifo, rootfd, mono_ms() + (timeout_ms > 0 ? timeout_ms : 1), update_one,
+			   err);
 }
 
 /* Opens <io>/files for reading without waiting for a writer (O_NONBLOCK), and checks that it
