@@ -1253,8 +1253,11 @@ static void test_terminal_relay_killed(void **state)
 	int ctl = start_loop(&r, &t);
 	struct chan c;
 	chan_make(&c, &t, "run");
-	send_cmd(ctl, "T run " T_LIMITS " 3\n/bin/sh\n-c\nsleep 0.3; kill -9 $PPID; sleep 30\n");
+	/* The program kills its relay only once the test holds the input FIFO: a fixed delay
+	 * raced with a loaded machine (the relay was gone before the test opened it). */
+	send_cmd(ctl, "T run " T_LIMITS " 3\n/bin/sh\n-c\nread go; kill -9 $PPID; sleep 30\n");
 	pid_t prog = chan_started(&c, &r, "run");
+	chan_write(&c, "go\n");
 	static char out[4096];
 	size_t len = 0;
 	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
