@@ -81,9 +81,9 @@ FUZZ_TIME ?= 60
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Ijail \
-	-Ijail/images $(PKG_CFLAGS)
+	-Ijail/images -Iproxy $(PKG_CFLAGS)
 # FUZZ_IMG_SRCS (mk/fuzzregress.mk): the pure jail/images/ files the image targets fuzz.
-build-fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(JAIL_SRCS) $(FUZZ_IMG_SRCS)
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(JAIL_SRCS) $(FUZZ_IMG_SRCS) $(FUZZ_PROXY_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 fuzz: deps $(FUZZ_BINS)

@@ -44,6 +44,7 @@
  * CRs). Each text node is freed as soon as it has been converted.
  */
 #include "rpc.h"
+#include "rpc_xml_priv.h"
 #include "utf8.h"
 
 #include <errno.h>
@@ -1003,4 +1004,29 @@ int rpc_parse_xml(const char *body, size_t len, struct rpc_request *req, struct 
 	if (rc < 0)
 		rpc_request_free(req);
 	return rc;
+}
+
+/* ---- shared with rpc_result.c (rpc_xml_priv.h) -------------------------- */
+
+xmlDocPtr rpc_xml_read(const char *body, size_t len, struct err *err)
+{
+	struct feed f = {.in = (const unsigned char *)(body ? body : ""), .len = body ? len : 0};
+
+	xmlInitParser();
+	return read_doc(&f, err);
+}
+
+int rpc_xml_structural(const xmlNode *c, const xmlNode *parent, struct err *err)
+{
+	return structural(c, parent, err);
+}
+
+int rpc_xml_value(xmlNodePtr value, json_t **out, struct err *err)
+{
+	return conv_value(value, 1, out, err);
+}
+
+int rpc_xml_string(xmlNodePtr el, json_t **out, struct err *err)
+{
+	return conv_string(el, 0, out, err);
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cfgfile.h"
+#include "secretfile.h"
 #include "log.h"
 
 extern char **environ;
@@ -64,6 +65,8 @@ static const struct key keys[] = {
     {"INTERFACE", T_IFACE, F(interface), 0, 0, NULL, false},
     {"URLPATH", T_URLPATH, F(urlpath), 0, 0, DEFAULT_URL, false},
     {"TASK_ONLY_FROM", T_ACL, F(task_only_from), 0, 0, NULL, false},
+    {"TRUSTED_PROXIES", T_ACL, F(trusted_proxies), 0, 0, NULL, false},
+    {"PROXY_SECRET_FILE", T_OPTSTR, F(proxy_secret_file), 0, 0, NULL, true},
     {"SSL_CERT_FILE", T_STR, F(ssl_cert_file), 0, 0, DEFAULT_CERT, true},
     {"SSL_KEY_FILE", T_STR, F(ssl_key_file), 0, 0, DEFAULT_KEY, true},
     {"SSL_CIPHER_LIST", T_OPTSTR, F(ssl_cipher_list), 0, 0, NULL, false},
@@ -72,6 +75,8 @@ static const struct key keys[] = {
     {"FAIL2BAN", T_INT, F(fail2ban), 0, 1000, NULL, false},
     {"LOGLEVEL", T_INT, F(log_level), 0, 8, NULL, false},
     {"LOG_SYSLOG", T_BOOL, F(log_syslog), 0, 1, NULL, false},
+    {"METRICS_PORT", T_INT, F(metrics_port), 0, 65535, NULL, false},
+    {"METRICS_ADDRESS", T_IFACE, F(metrics_address), 0, 0, NULL, false},
     {"REQUEST_MAX_SIZE", T_SIZE, F(request_max_size), 1, 4096 * MiB, NULL, false},
     {"RESULT_MAX_SIZE", T_SIZE, F(result_max_size), 1, 1024 * MiB, NULL, false},
     {"CERTBOT_WEBROOT_PATH", T_OPTSTR, F(certbot_webroot_path), 0, 0, NULL, true},
@@ -295,6 +300,8 @@ void jail_config_defaults(struct jail_config *c)
 
 void jail_config_free(struct jail_config *c)
 {
+	secret_free(c->proxy_secret);
+	c->proxy_secret = NULL;
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
 		switch (k->type) {
@@ -429,6 +436,11 @@ int jail_config_load(struct jail_config *c, const char *path, struct err *err)
 		goto fail;
 	if (check_config(c, where, err) < 0)
 		goto fail;
+	if (c->proxy_secret_file &&
+	    secret_file_read(c->proxy_secret_file, 16, &c->proxy_secret, err) < 0) {
+		err_wrap(err, "%s: PROXY_SECRET_FILE", where);
+		goto fail;
+	}
 	warn_about(c, path);
 	return 0;
 fail:

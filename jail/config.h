@@ -60,6 +60,11 @@ struct jail_config {
 	/* Who may call the RPC methods. */
 	char *urlpath;		      /* URLPATH, always starts with '/'; "/" */
 	struct netacl task_only_from; /* TASK_ONLY_FROM; empty = anyone */
+	/* Behind vpl-proxy (docs/proxy.md): X-Forwarded-For is believed only from these peers,
+	 * and with a secret every request but /OK, /robots.txt, /favicon.ico must carry it. */
+	struct netacl trusted_proxies; /* TRUSTED_PROXIES; empty = none */
+	char *proxy_secret_file;       /* PROXY_SECRET_FILE, absolute; NULL = no proxy auth */
+	char *proxy_secret;	       /* its contents (not a key; never dumped nor logged) */
 
 	/* TLS. */
 	char *ssl_cert_file;	 /* SSL_CERT_FILE, absolute; /etc/vplcell/cert.pem */
@@ -71,8 +76,10 @@ struct jail_config {
 	int fail2ban; /* FAIL2BAN, 0..1000, 0 = off */
 
 	/* Logging. */
-	int log_level;	/* LOGLEVEL, syslog scale 0..8; 6 */
-	int log_syslog; /* LOG_SYSLOG, bool; 0 = stderr */
+	int log_level;	       /* LOGLEVEL, syslog scale 0..8; 6 */
+	int log_syslog;	       /* LOG_SYSLOG, bool; 0 = stderr */
+	int metrics_port;      /* METRICS_PORT, Prometheus text on loopback; 0 = off */
+	char *metrics_address; /* METRICS_ADDRESS, IP literal; NULL = 127.0.0.1 */
 
 	/* Sizes. */
 	long long request_max_size; /* REQUEST_MAX_SIZE, 1..4 GiB; 128 MiB */

@@ -13,6 +13,7 @@
 #include "http_reply.h"
 #include "log.h"
 #include "methods.h"
+#include "jail_metrics.h"
 #include "netacl.h"
 #include "rpc.h"
 
@@ -66,12 +67,6 @@ static int reply_error(struct jail *j, const struct http_request *rq, struct buf
 	buf_reset(out);
 	http_reply_error(out, &o, status, detail, NULL);
 	return HTTP_REPLY_READY;
-}
-
-static bool path_is(const struct http_request *rq, const char *p)
-{
-	size_t n = strlen(p);
-	return rq->path_len == n && strncasecmp(rq->path, p, n) == 0;
 }
 
 static int serve_acme(struct jail *j, const struct http_request *rq, struct buf *out)
@@ -197,8 +192,6 @@ static int serve_passthrough(struct jail *j, const struct http_request *rq, cons
 static int serve_get(struct jail *j, const struct http_request *rq, struct buf *out)
 {
 	struct http_reply_opts o = opts_for(j, rq);
-	const char *body = NULL;
-	size_t len = 0;
 	static const char pt[] = "/httpPassthrough";
 	const char *slash = rq->path_len > 1 && rq->path[0] == '/'
 				? memchr(rq->path + 1, '/', rq->path_len - 1)
@@ -206,23 +199,32 @@ static int serve_get(struct jail *j, const struct http_request *rq, struct buf *
 	if (slash && (size_t)(rq->path + rq->path_len - slash) == sizeof pt - 1 &&
 	    memcmp(slash, pt, sizeof pt - 1) == 0)
 		return serve_passthrough(j, rq, rq->path + 1, (size_t)(slash - rq->path - 1), out);
-	if (path_is(rq, "/OK")) {
-		body = ok_html;
-		len = sizeof ok_html - 1;
-	} else if (path_is(rq, "/robots.txt")) {
-		body = robots_txt;
-		len = sizeof robots_txt - 1;
-	} else if (path_is(rq, "/favicon.ico")) {
-		body = favicon_svg;
-		len = sizeof favicon_svg - 1;
-	} else if (j->cfg.certbot_webroot_path && rq->path_len > strlen(ACME_PREFIX) &&
-		   strncmp(rq->path, ACME_PREFIX, strlen(ACME_PREFIX)) == 0) {
+	if (http_fixed_page(rq->path, rq->path_len, &o, out))
+		return HTTP_REPLY_READY;
+	if (j->cfg.certbot_webroot_path && rq->path_len > strlen(ACME_PREFIX) &&
+	    strncmp(rq->path, ACME_PREFIX, strlen(ACME_PREFIX)) == 0)
 		return serve_acme(j, rq, out);
-	} else {
-		return reply_error(j, rq, out, 404, "Not found");
-	}
-	http_reply(out, &o, 200, SET_IWH, body, len, NULL);
-	return HTTP_REPLY_READY;
+	return reply_error(j, rq, out, 404, "Not found");
+}
+
+bool http_fixed_page(const char *path, size_t path_len, const struct http_reply_opts *o,
+		     struct buf *out)
+{
+	static const struct {
+		const char *path, *body;
+		size_t len;
+	} pages[] = {
+	    {"/OK", ok_html, sizeof ok_html - 1},
+	    {"/robots.txt", robots_txt, sizeof robots_txt - 1},
+	    {"/favicon.ico", favicon_svg, sizeof favicon_svg - 1},
+	};
+	for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
+		if (path_len == strlen(pages[i].path) &&
+		    strncasecmp(path, pages[i].path, path_len) == 0) { /* as the reference */
+			http_reply(out, o, 200, SET_IWH, pages[i].body, pages[i].len, NULL);
+			return true;
+		}
+	return false;
 }
 
 /* URLPATH is a password: compare without leaking where it differs. */
@@ -348,6 +350,7 @@ void http_pending_finish(struct jail *j, struct http_pending *p, bool give_up, s
 	int ok = !give_up && p->answered ? p->ok : 0;
 	struct rpc_member m = {.name = "update", .type = RPC_T_INT, .i = ok};
 	encode_result(j, p->format, p->id, &p->opts, &m, 1, out);
+	jail_metrics_request(j, "update", 200, j->now_ms() - p->t0);
 	log_info("rpc update %s task=%llu from=%s status=200 bytes_in=%zu ms=%lld update=%d%s",
 		 p->format == RPC_FORMAT_XML ? "xml" : "json", (unsigned long long)p->task_id,
 		 p->peer, p->bytes_in, (long long)(j->now_ms() - p->t0), ok,
@@ -432,6 +435,7 @@ int http_handle_body_async(struct jail *j, const struct http_request *rq, char *
 		struct http_reply_opts o = opts_for(j, rq);
 		encode_result(j, req.format, req.id, &o, res->m, res->n, out);
 	}
+	jail_metrics_request(j, method_for_log(&req), res->status, j->now_ms() - t0);
 	log_info("rpc %s %s task=%llu from=%s status=%d bytes_in=%zu ms=%lld", method_for_log(&req),
 		 req.format == RPC_FORMAT_XML ? "xml" : "json", (unsigned long long)res->task_id,
 		 peer, res->status, len, (long long)(j->now_ms() - t0));

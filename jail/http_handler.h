@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "http_reply.h"
 #include "jail.h"
 
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
@@ -67,6 +68,11 @@ void http_pending_watch(struct http_pending *p, void (*ready)(void *arg), void *
 void http_pending_finish(struct jail *j, struct http_pending *p, bool give_up, struct buf *out);
 /* The connection is gone: releases its hold on p (no ready() any more). */
 void http_pending_cancel(struct http_pending *p);
+
+/* /OK, /robots.txt and /favicon.ico, answered by every server of ours (the proxy too):
+ * writes the whole response and returns true, or false for any other path. */
+bool http_fixed_page(const char *path, size_t path_len, const struct http_reply_opts *o,
+		     struct buf *out);
 
 /* Peer address as text for logs and ACLs ("1.2.3.4", "::1"); mapped IPv4
  * shown as IPv4. */

@@ -13,6 +13,8 @@ const char *http_status_text(int status)
 		return "Found";
 	case 400:
 		return "Bad Request";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not found";
 	case 405:
@@ -25,8 +27,16 @@ const char *http_status_text(int status)
 		return "Internal Server Error";
 	case 501:
 		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
 	case 503:
 		return "Service Unavailable";
+	case 504:
+		return "Gateway Time-out";
+	case 505:
+		return "HTTP Version Not Supported";
+	case 431:
+		return "Request Header Fields Too Large";
 	}
 	return "Error";
 }

@@ -52,7 +52,8 @@ struct jail {
 	struct jail_config cfg;
 	struct task_table *tasks;
 	struct jail_stats stats;
-	struct f2b *f2b; /* NULL when FAIL2BAN=0 */
+	struct f2b *f2b;	      /* NULL when FAIL2BAN=0 */
+	struct jail_metrics *metrics; /* NULL: nothing counted (jail_metrics.h) */
 	/* Where tasks run. NULL when no sandbox is configured: then
 	 * `request` accepts tasks but says plainly that nothing ran. Called
 	 * through a pointer so the protocol core (and its unit tests and

@@ -14,6 +14,7 @@
 #include "images/image_cli.h"
 #include "http_reply.h"
 #include "jail.h"
+#include "jail_metrics.h"
 #include "log.h"
 #include "sandbox/sandbox.h"
 #include "server.h"
@@ -191,9 +192,19 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		return 1;
 	}
+	if (jail_metrics_init(&j, &e) < 0) {
+		log_err("%s", e.msg);
+		f2b_free(j.f2b);
+		sandbox_free(sb);
+		task_table_free(j.tasks);
+		evloop_free(j.ev);
+		jail_config_free(&j.cfg);
+		return 1;
+	}
 	struct server *s = server_new(&j, &e);
 	if (!s) {
 		log_err("%s", e.msg);
+		jail_metrics_free(&j);
 		f2b_free(j.f2b);
 		sandbox_free(sb);
 		task_table_free(j.tasks);
@@ -206,6 +217,7 @@ int main(int argc, char **argv)
 	sandbox_free(sb);
 	task_table_set_release(j.tasks, NULL, NULL);
 	server_free(s);
+	jail_metrics_free(&j);
 	f2b_free(j.f2b);
 	task_table_free(j.tasks);
 	evloop_free(j.ev);

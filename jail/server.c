@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -12,6 +14,8 @@
 #include "http_handler.h"
 #include "http_reply.h"
 #include "log.h"
+#include "netacl.h"
+#include "secretfile.h"
 #include "ws.h"
 
 #define WRITE_CHUNK (64 * 1024)
@@ -363,6 +367,75 @@ static int proxy_writeable(struct lws *wsi, struct server *s, struct conn *c)
 	return c->relay_ended ? -1 : 0; /* the end: lws flushes, then closes */
 }
 
+/* The address the request is about: the socket's peer, or, when that peer is one of
+ * TRUSTED_PROXIES, the last X-Forwarded-For entry (the one our proxy appended; earlier
+ * entries are whatever the client claimed). Fills *ss; NULL when unknown. */
+static const struct sockaddr *client_address(struct lws *wsi, const struct jail_config *cfg,
+					     struct sockaddr_storage *ss)
+{
+	socklen_t sl = sizeof *ss;
+	int fd = lws_get_socket_fd(wsi);
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)ss, &sl) != 0)
+		return NULL;
+	if (cfg->trusted_proxies.count == 0 ||
+	    !netacl_allows(&cfg->trusted_proxies, (struct sockaddr *)ss))
+		return (struct sockaddr *)ss;
+	char xff[512];
+	int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
+	if (n <= 0)
+		return (struct sockaddr *)ss;
+	const char *last = strrchr(xff, ',');
+	last = last ? last + 1 : xff;
+	while (*last == ' ' || *last == '\t')
+		last++;
+	char ip[64];
+	size_t len = strcspn(last, " \t");
+	if (len == 0 || len >= sizeof ip)
+		return (struct sockaddr *)ss;
+	memcpy(ip, last, len);
+	ip[len] = '\0';
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, ip, &a4) == 1) {
+		memset(ss, 0, sizeof *ss);
+		v4->sin_family = AF_INET;
+		v4->sin_addr = a4;
+	} else if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		memset(ss, 0, sizeof *ss);
+		v6->sin6_family = AF_INET6;
+		v6->sin6_addr = a6;
+	} else {
+		log_warn("X-Forwarded-For from a trusted proxy is not an address: ignored");
+	}
+	return (struct sockaddr *)ss;
+}
+
+/* With PROXY_SECRET_FILE, only vpl-proxy may talk to this worker: every request but the
+ * harmless fixed pages carries the shared secret (compared in constant time). */
+static bool proxy_authenticated(struct lws *wsi, const struct jail_config *cfg, const char *path,
+				size_t path_len)
+{
+	if (!cfg->proxy_secret)
+		return true;
+	static const char *const open_paths[] = {"/OK", "/robots.txt", "/favicon.ico"};
+	for (size_t i = 0; i < sizeof open_paths / sizeof open_paths[0]; i++)
+		if (path && path_len == strlen(open_paths[i]) &&
+		    memcmp(path, open_paths[i], path_len) == 0)
+			return true;
+	static const char name[] = "x-vplcell-auth:";
+	char got[SECRET_MAX_LEN + 1];
+	int n = lws_hdr_custom_length(wsi, name, (int)sizeof name - 1);
+	if (n <= 0 || n > SECRET_MAX_LEN)
+		return false;
+	if (lws_hdr_custom_copy(wsi, got, (int)sizeof got, name, (int)sizeof name - 1) != n)
+		return false;
+	bool ok = secret_equal(cfg->proxy_secret, got, (size_t)n);
+	OPENSSL_cleanse(got, sizeof got);
+	return ok;
+}
+
 static int on_http(struct lws *wsi, struct server *s, struct conn *c)
 {
 	memset(c, 0, sizeof *c);
@@ -385,10 +458,7 @@ static int on_http(struct lws *wsi, struct server *s, struct conn *c)
 	c->rq.query = c->query;
 	c->rq.cookie = c->cookie;
 	c->rq.tls = lws_is_ssl(wsi);
-	socklen_t sl = sizeof c->peer;
-	int fd = lws_get_socket_fd(wsi);
-	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&c->peer, &sl) == 0)
-		c->rq.peer = (struct sockaddr *)&c->peer;
+	c->rq.peer = client_address(wsi, &s->jail->cfg, &c->peer);
 	c->rq.content_length = content_length(wsi);
 	char expect[32];
 	c->rq.expect_continue =
@@ -397,6 +467,17 @@ static int on_http(struct lws *wsi, struct server *s, struct conn *c)
 
 	/* Responses are built whole; the cap only guards against a bug. */
 	buf_init(&c->out, (size_t)s->jail->cfg.result_max_size * 4 + (1u << 20));
+	if (!proxy_authenticated(wsi, &s->jail->cfg, c->rq.path, c->rq.path_len)) {
+		char peer[64];
+		http_peer_text(c->rq.peer, peer, sizeof peer);
+		log_warn("http %s from %s: 403, no valid proxy authentication", c->method_name,
+			 peer);
+		struct http_reply_opts o = {.tls = c->rq.tls,
+					    .hsts_max_age = s->jail->cfg.hsts_max_age};
+		http_reply_error(&c->out, &o, 403, "Forbidden", NULL);
+		start_reply(wsi, c);
+		return 0;
+	}
 	/* §1.5: a live VPL_web cookie wins over everything else. */
 	struct task *web = s->jail->web_open ? http_web_task(s->jail, &c->rq) : NULL;
 	if (web)
@@ -509,12 +590,17 @@ static int confirm_upgrade(struct lws *wsi, struct server *s, const char *what)
 	int fd = lws_get_socket_fd(wsi);
 	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
 		http_peer_text((struct sockaddr *)&ss, peer, sizeof peer);
-	if (what && strcasecmp(what, "websocket") == 0 &&
+	bool authed = proxy_authenticated(wsi, &s->jail->cfg, NULL, 0);
+	if (authed && what && strcasecmp(what, "websocket") == 0 &&
 	    lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
 	    ws_check(s->jail, path) == 0)
 		return 0;
 	/* Never log the path: it holds a ticket. */
-	log_info("websocket upgrade from %s refused: unknown, used or unready ticket", peer);
+	if (!authed)
+		log_warn("websocket upgrade from %s refused: no valid proxy authentication", peer);
+	else
+		log_info("websocket upgrade from %s refused: unknown, used or unready ticket",
+			 peer);
 	if (s->jail->f2b && fd >= 0)
 		f2b_note(s->jail->f2b, (struct sockaddr *)&ss, true, jail_monotonic_ms());
 	struct buf out;
@@ -624,7 +710,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof ss;
 		int fd = (int)(intptr_t)in;
+		/* A trusted proxy is never banned for its clients' failures: it enforces
+		 * FAIL2BAN itself, per client. */
 		if (s->jail->f2b && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+		    !(s->jail->cfg.trusted_proxies.count &&
+		      netacl_allows(&s->jail->cfg.trusted_proxies, (struct sockaddr *)&ss)) &&
 		    !f2b_allows(s->jail->f2b, (struct sockaddr *)&ss, jail_monotonic_ms())) {
 			char peer[64];
 			http_peer_text((struct sockaddr *)&ss, peer, sizeof peer);
@@ -690,6 +780,10 @@ static struct lws_vhost *make_vhost(struct server *s, const char *name, int port
 	info.iface = cfg->interface && cfg->interface[0] ? cfg->interface : NULL;
 	info.protocols = protocols;
 	info.options = 0;
+	struct in_addr v4;
+	/* An IPv4 INTERFACE with IPv6 on makes lws listen on every address. */
+	if (info.iface && inet_pton(AF_INET, info.iface, &v4) == 1)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (tls) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = cfg->ssl_cert_file;

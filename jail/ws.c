@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jail_metrics.h"
 #include "log.h"
 #include "monitor.h"
 #include "utf8.h"
@@ -348,6 +349,7 @@ struct ws_sess *ws_open(struct jail *j, struct lws *wsi, const char *path, const
 		t->execute_used = true;
 		exec_try_attach(s, s->opened_ms);
 	}
+	jail_metrics_ws(j, kind == WS_MONITOR, 1);
 	log_info("task %llu: %s socket open%s", (unsigned long long)s->task_id,
 		 kind == WS_MONITOR ? "monitor" : "execute", s->base64 ? " (base64)" : "");
 	lws_set_timer_usecs(wsi, TICK_US);
@@ -449,6 +451,7 @@ void ws_closed(struct ws_sess *s)
 	if (!s)
 		return;
 	int64_t now = s->j->now_ms();
+	jail_metrics_ws(s->j, s->kind == WS_MONITOR, -1);
 	if (s->kind == WS_MONITOR) {
 		if (!s->gone && monitor_client_gone(s->mon, now))
 			stop_task(s, "the monitor socket closed");

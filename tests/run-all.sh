@@ -60,6 +60,9 @@ suites() { # build dir
 	for t in tests/interactive/test_*.py; do
 		[ -x "$t" ] && run "$b interactive $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
+	for t in tests/proxy/test_*.py tests/proxy/test_*.sh; do
+		[ -x "$t" ] && run "$b proxy $(basename "$t")" env VPL_BUILD="$b" "$t"
+	done
 	# The browser drives the page, not new worker code: one pass.
 	for t in tests/browser/test_*.py; do
 		[ "$b" = "$first" ] || continue

@@ -69,6 +69,7 @@ class Jail:
             "CONTAINERD_SOCKET": "",
         }
         base.update(conf)
+        self.port, self.sport = int(base["PORT"]), int(base["SECURE_PORT"])
         self.conf = os.path.join(self.dir, "vpl-jail.conf")
         with open(self.conf, "w") as f:
             for k, v in base.items():
@@ -85,7 +86,8 @@ class Jail:
             if self.proc.poll() is not None:
                 raise RuntimeError("vpl-jail exited: " + self.read_log())
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((str(base.get("INTERFACE") or "127.0.0.1"), self.port),
+                                         timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
