@@ -264,6 +264,10 @@ int proxy_config_load(struct proxy_config *c, const char *path, struct err *err)
 		goto fail;
 	if (!c->urlpath || !*c->urlpath)
 		set_value(c, find_key("URLPATH"), "/", NULL);
+	if (c->worker_urlpath && !*c->worker_urlpath) {
+		free(c->worker_urlpath);
+		c->worker_urlpath = NULL;
+	}
 	if (c->port == 0 && c->secure_port == 0) {
 		err_set(err, EINVAL, "%s: PORT and SECURE_PORT are both 0", where);
 		goto fail;

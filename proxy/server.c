@@ -78,7 +78,7 @@ struct front {
 	int64_t deadline_ms, start_ms;
 	/* RPC */
 	struct rpc_request rq;
-	bool have_rq, new_task;
+	bool have_rq, new_task, routed, rerouted;
 	char method[16];
 	struct worker_addr tried[MAX_TRIES];
 	size_t ntried;
@@ -526,6 +526,7 @@ static void rpc_body_done(struct front *f)
 		if (r < 0)
 			return reply_error(f, 500, "Internal Server Error");
 		buf_free(&f->in); /* the original body is not needed any more */
+		f->routed = true;
 		return send_rpc(f, &a);
 	}
 	/* New tasks go to the least loaded worker; an unroutable ticket goes anywhere: every
@@ -539,7 +540,7 @@ static void rpc_body_done(struct front *f)
 
 /* A new task's answer: tickets get the route of the worker, ports become ours. */
 static int rewrite_task_answer(struct front *f, struct back *b, const struct httphead *h,
-			       const char *body, size_t len, struct buf *out)
+			       const char *body, size_t len, const char *extra, struct buf *out)
 {
 	struct proxy *p = f->p;
 	struct rpc_result r;
@@ -566,8 +567,8 @@ static int rewrite_task_answer(struct front *f, struct back *b, const struct htt
 	if (rc == 0)
 		rc = rpc_encode(&nb, r.format, r.id, r.members, r.n, &e);
 	rpc_result_free(&r);
-	char cl[64];
-	snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", nb.len);
+	char cl[192];
+	snprintf(cl, sizeof cl, "Content-Length: %zu\r\n%s", nb.len, extra);
 	static const char *const drop[] = {"Content-Length", NULL};
 	struct httphead_edit ed = {.drop = drop, .add = cl};
 	if (rc == 0)
@@ -596,9 +597,15 @@ static void rpc_back_done(struct front *f, struct back *b)
 	}
 	if (r != 1) {
 		httphead_free(&h);
-		if (!b->got_bytes && !f->new_task && f->have_rq) {
-			/* The ticket's worker is gone: its tasks are lost, and say so. */
-			return reply_error(f, 500, "Ticket not found");
+		if (!b->got_bytes && f->routed && !f->rerouted) {
+			/* The ticket's worker is gone, and its tasks with it: any other worker
+			 * answers as for an unknown ticket (running 0, getresult "Ticket not
+			 * found", stop 1), which is what the plugin must hear. */
+			log_warn("%s from %s: worker %s unreachable: its task is lost", f->method,
+				 f->peer_text,
+				 worker_addr_fmt(b->addr, (char[WORKER_ADDR_STRLEN]){0}));
+			f->rerouted = true;
+			return send_rpc(f, NULL);
 		}
 		return reply_error(f, 502, "Bad Gateway");
 	}
@@ -608,11 +615,19 @@ static void rpc_back_done(struct front *f, struct back *b)
 	size_t len = b->resp.len - h.head_len;
 	if (h.content_length >= 0 && (size_t)h.content_length < len)
 		len = (size_t)h.content_length;
+	/* The worker spoke plain HTTP to us; the client's TLS connection gets HSTS. */
+	char hsts[96] = "";
+	if (f->tls && p->cfg->hsts_max_age >= 0 && !httphead_get(&h, "Strict-Transport-Security"))
+		snprintf(hsts, sizeof hsts, "Strict-Transport-Security: max-age=%lld\r\n",
+			 p->cfg->hsts_max_age);
 	int rc;
 	if (f->new_task && h.status == 200) {
-		rc = rewrite_task_answer(f, b, &h, body, len, &f->out);
+		rc = rewrite_task_answer(f, b, &h, body, len, hsts, &f->out);
 	} else {
-		rc = buf_append(&f->out, b->resp.data, h.head_len + len, &e);
+		struct httphead_edit ed = {.add = hsts};
+		rc = httphead_write(&h, &ed, &f->out, &e);
+		if (rc == 0)
+			rc = buf_append(&f->out, body, len, &e);
 	}
 	int status = h.status;
 	httphead_free(&h);
@@ -620,10 +635,9 @@ static void rpc_back_done(struct front *f, struct back *b)
 		return reply_error(f, 502, "Bad Gateway");
 	if (f->new_task && status == 200)
 		b->inflight = false; /* created: counted until the next poll includes it */
-	if (f->new_task && status == 200)
-		log_info("%s from %s: task on worker %s", f->method, f->peer_text,
-			 worker_addr_fmt(b->addr, (char[WORKER_ADDR_STRLEN]){0}));
-	(void)p;
+	log_info("rpc %s from=%s worker=%s status=%d ms=%lld", f->method, f->peer_text,
+		 worker_addr_fmt(b->addr, (char[WORKER_ADDR_STRLEN]){0}), status,
+		 (long long)(now_ms() - f->start_ms));
 	reply_bytes(f, status);
 }
 

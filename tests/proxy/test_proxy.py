@@ -149,6 +149,9 @@ def test_fixed_pages_and_available():
     assert http(P.sport, "GET", "/nothing", tls=True).status == 404
     a = P.rpc("available", {"maxmemory": 10240})
     assert a["status"] == "ready", a
+    ok = http(P.sport, "GET", "/OK", tls=True)
+    assert ok.header("strict-transport-security") == "max-age=86400", ok.headers
+    assert http(P.port, "GET", "/OK").header("strict-transport-security") is None
     assert a["secureport"] == P.sport, (a, P.sport)
     assert a["maxtime"] == 60 and a["maxmemory"] > 0, a
     # XML-RPC gets XML back, in the reference layout
@@ -165,6 +168,10 @@ def test_evaluations_spread_and_route():
         for k in ("adminticket", "monitorticket", "executionticket"):
             assert len(r[k]) == 63 and r[k].isdigit(), r
         assert r["secureport"] == P.sport and r["port"] == P.port, r
+    # answers the workers wrote (plain HTTP to the proxy) reach TLS clients with HSTS
+    raw = P.rpc_raw("stop", {"adminticket": "1" * 63, "pluginversion": PV})
+    assert raw.status == 200 and raw.header("strict-transport-security") == "max-age=86400", \
+        raw.headers
     results = [getresult(r["adminticket"]) for r in tickets]
     for g in results:
         assert g["executed"] == 1 and "Hello world" in g["execution"], g
@@ -517,7 +524,7 @@ def main():
         SEC = Secrets()
         for tag in "pqr":
             WORKERS.append(start_worker(tag))
-        P = Proxy([addr(w) for w in WORKERS], SEC, REQUEST_MAX_SIZE="1M")
+        P = Proxy([addr(w) for w in WORKERS], SEC, REQUEST_MAX_SIZE="1M", HSTS_MAX_AGE=86400)
         print(f"proxy log: {P.logpath}", flush=True)
         P.wait_workers(3)
         only = sys.argv[1:]
