@@ -84,6 +84,7 @@ static const struct key keys[] = {
     {"DRAIN_FILE", T_OPTSTR, F(drain_file), 0, 0, DEFAULT_DRAIN, true},
     {"MAX_TASKS", T_INT, F(max_tasks), 1, 100000, NULL, false},
     {"TASK_TTL_EXTRA", T_LLINT, F(task_ttl_extra), 0, 86400, NULL, false},
+    {"SHUTDOWN_GRACE", T_INT, F(shutdown_grace), 0, 86400, NULL, false},
     {"CONTAINERD_SOCKET", T_OPTSTR, F(containerd_socket), 0, 0, DEFAULT_CTRD, true},
     {"CONTAINERD_NAMESPACE", T_STR, F(containerd_namespace), 0, 0, DEFAULT_NS, false},
     {"RUNTIME", T_STR, F(runtime), 0, 0, DEFAULT_RT, false},
@@ -271,6 +272,7 @@ void jail_config_defaults(struct jail_config *c)
 	c->drain_file = strdup(DEFAULT_DRAIN);
 	c->max_tasks = 100;
 	c->task_ttl_extra = 30;
+	c->shutdown_grace = 60;
 	c->containerd_socket = strdup(DEFAULT_CTRD);
 	c->containerd_namespace = strdup(DEFAULT_NS);
 	c->runtime = strdup(DEFAULT_RT);

@@ -92,6 +92,7 @@ struct jail_config {
 	/* Tasks. */
 	int max_tasks;		  /* MAX_TASKS, 1..100000; 100 */
 	long long task_ttl_extra; /* TASK_TTL_EXTRA, seconds, 0..86400; 30 */
+	int shutdown_grace;	  /* SHUTDOWN_GRACE, seconds tasks may finish after SIGTERM; 60 */
 
 	/* The sandbox: where and how tasks run. */
 	char *containerd_socket;    /* CONTAINERD_SOCKET; NULL = no sandbox */

@@ -54,6 +54,9 @@ struct jail {
 	struct jail_stats stats;
 	struct f2b *f2b;	      /* NULL when FAIL2BAN=0 */
 	struct jail_metrics *metrics; /* NULL: nothing counted (jail_metrics.h) */
+	/* SIGTERM with tasks alive: `available` says offline, new tasks get 503, the rest
+	 * runs to its end (at most SHUTDOWN_GRACE seconds). */
+	bool draining;
 	/* Where tasks run. NULL when no sandbox is configured: then
 	 * `request` accepts tasks but says plainly that nothing ran. Called
 	 * through a pointer so the protocol core (and its unit tests and

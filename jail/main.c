@@ -3,6 +3,7 @@
  *
  *   vpl-jail [-f FILE]      run in the foreground (default /etc/vplcell/vpl-jail.conf)
  *   vpl-jail -t [-f FILE]   check the configuration, print the effective values, exit
+ *   vpl-jail --check [-f FILE]   check the host (containerd, runtime, ...): sandbox/envcheck_ctr.h
  *   vpl-jail --version
  *   vpl-jail [-f FILE] image list|pull|import|rm ...   (images/image_cli.h)
  */
@@ -16,6 +17,7 @@
 #include "jail.h"
 #include "jail_metrics.h"
 #include "log.h"
+#include "sandbox/envcheck_ctr.h"
 #include "sandbox/sandbox.h"
 #include "server.h"
 
@@ -84,22 +86,27 @@ static bool task_progress(void *sandbox, struct task *t, char *out, size_t n)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vpl-jail [-f CONFIG] [-t] [--version]\n"
-		   "       vpl-jail [-f CONFIG] image list|pull NAME|import FILE [NAME]|rm NAME\n"
-		   "  -f CONFIG   configuration file (default " DEFAULT_CONFIG ")\n"
-		   "  -t          check the configuration, print effective values, exit\n");
+	fprintf(f,
+		"usage: vpl-jail [-f CONFIG] [-t | --check] [--version]\n"
+		"       vpl-jail [-f CONFIG] image list|pull NAME|import FILE [NAME]|rm NAME\n"
+		"  -f CONFIG   configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -t          check the configuration, print effective values, exit\n"
+		"  --check     check this host (containerd, runtime, cgroups, image, ...), exit\n");
 }
 
 int main(int argc, char **argv)
 {
 	const char *path = DEFAULT_CONFIG;
 	int test_only = 0;
+	int env_check = 0;
 	int image_argi = 0;
 	for (int i = 1; i < argc && !image_argi; i++) {
 		if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) {
 			path = argv[++i];
 		} else if (strcmp(argv[i], "-t") == 0) {
 			test_only = 1;
+		} else if (strcmp(argv[i], "--check") == 0) {
+			env_check = 1;
 		} else if (strcmp(argv[i], "image") == 0) {
 			image_argi = i + 1;
 		} else if (strcmp(argv[i], "--version") == 0) {
@@ -114,6 +121,8 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (env_check && !image_argi)
+		return envcheck_main(path, stdout);
 	log_open("vpl-jail", 0, LOG_LVL_INFO);
 	struct jail j;
 	memset(&j, 0, sizeof j);

@@ -74,7 +74,7 @@ static void do_available(struct jail *j, const struct rpc_request *req, struct m
 	if (rpc_get_int(req, "maxmemory", &want, &e) < 0)
 		return fail(res, 400, "%s", e.msg);
 	const char *status = "ready";
-	if (j->cfg.drain_file && access(j->cfg.drain_file, F_OK) == 0)
+	if (j->draining || (j->cfg.drain_file && access(j->cfg.drain_file, F_OK) == 0))
 		status = "offline";
 	else if (task_count(j->tasks) >= task_max(j->tasks))
 		status = "busy";
@@ -106,6 +106,8 @@ static void do_request(struct jail *j, const struct rpc_request *req, bool direc
 		       struct methods_result *res)
 {
 	struct err e;
+	if (j->draining)
+		return fail(res, 503, "Server shutting down");
 	if (check_limit_types(req, res) < 0)
 		return;
 	const char *script;

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "netacl.h"
 #include "secretfile.h"
+#include "tasks.h"
 #include "ws.h"
 
 #define WRITE_CHUNK (64 * 1024)
@@ -68,7 +69,7 @@ struct conn {
 	int64_t pending_deadline_ms;
 };
 
-static volatile sig_atomic_t g_stop, g_reload;
+static volatile sig_atomic_t g_stop, g_term, g_reload;
 static struct lws_context *g_ctx;
 
 int64_t jail_monotonic_ms(void)
@@ -82,7 +83,7 @@ static void on_signal(int sig)
 {
 	if (sig == SIGHUP)
 		g_reload = 1;
-	else
+	else if (g_term++) /* a second SIGTERM/SIGINT: now */
 		g_stop = 1;
 	if (g_ctx)
 		lws_cancel_service(g_ctx);
@@ -879,12 +880,37 @@ int server_run(struct server *s)
 	signal(SIGPIPE, SIG_IGN);
 	log_info("vpl-jail ready: http port %d, https port %d", s->jail->cfg.port,
 		 s->jail->cfg.secure_port);
+	struct jail *j = s->jail;
+	int64_t drain_until = 0, flush_until = 0;
 	while (!g_stop) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
 		if (g_reload) {
 			g_reload = 0;
 			reload_tls(s);
+		}
+		/* SIGTERM: tasks alive may finish (the sweep timer wakes the loop every second);
+		 * nothing new is accepted meanwhile. */
+		int64_t now = jail_monotonic_ms();
+		size_t live = g_term ? task_count(j->tasks) : 0;
+		if (g_term && !j->draining) {
+			if (live == 0 || j->cfg.shutdown_grace == 0)
+				break;
+			j->draining = true;
+			drain_until = now + (int64_t)j->cfg.shutdown_grace * 1000;
+			log_info("SIGTERM: draining, %zu task(s) may finish within %d s (SIGTERM "
+				 "again stops at once)",
+				 live, j->cfg.shutdown_grace);
+		}
+		if (j->draining && (live == 0 || now >= drain_until)) {
+			if (live)
+				log_warn("SHUTDOWN_GRACE over: %zu task(s) cut short", live);
+			/* The answer that emptied the table is still being written: one more
+			 * turn of the loop (the sweep wakes it within a second) sends it. */
+			if (flush_until == 0)
+				flush_until = now + 500;
+			else if (now >= flush_until)
+				break;
 		}
 	}
 	log_info("vpl-jail stopping");

@@ -67,6 +67,8 @@ class Jail:
             # No sandbox unless a test gives one: the protocol suites need
             # no containerd, and say so in their results.
             "CONTAINERD_SOCKET": "",
+            # Suites stop workers at once; the drain on SIGTERM has its own test.
+            "SHUTDOWN_GRACE": 0,
         }
         base.update(conf)
         self.port, self.sport = int(base["PORT"]), int(base["SECURE_PORT"])

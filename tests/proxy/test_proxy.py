@@ -485,6 +485,45 @@ def test_worker_added_by_dns():
         b.stop()
 
 
+def direct_rpc(w, method, params):
+    body = json.dumps({"method": method, "params": params, "id": "1"}).encode()
+    return http(w.port, "POST", WORKER_URLPATH, body, headers={"X-Vplcell-Auth": SEC.worker})
+
+
+def test_worker_drains_on_sigterm():
+    """SIGTERM with a task alive: available says offline, new tasks get 503, the task
+    finishes and its result is collected, then the worker exits by itself (rc 0)."""
+    w = start_worker("g", SHUTDOWN_GRACE=60)
+    try:
+        p = task_params(files_for({}, "sleep 3; echo drained-ok", execute="vpl_run.sh"),
+                        "vpl_run.sh")
+        r = direct_rpc(w, "request", p)
+        assert r.status == 200, r.raw[:300]
+        admin = json.loads(r.body)["result"]["adminticket"]
+        w.proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        while True:
+            a = json.loads(direct_rpc(w, "available", {"maxmemory": 1}).body)["result"]
+            if a["status"] == "offline" or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert a["status"] == "offline", a
+        assert direct_rpc(w, "request", p).status == 503
+        assert w.proc.poll() is None, "exited with a task alive"
+        deadline = time.time() + 60
+        while True:
+            g = direct_rpc(w, "getresult", {"adminticket": admin, "pluginversion": PV})
+            if g.status == 200 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert g.status == 200 and "drained-ok" in g.text(), g.raw[:300]
+        w.proc.wait(15)
+        assert w.proc.returncode == 0, w.proc.returncode
+        assert "SIGTERM: draining" in w.read_log()
+    finally:
+        w.stop()
+
+
 def test_worker_killed_mid_run():
     """Its tasks fail cleanly at once (no hang), the others keep serving."""
     p = task_params(files_for({"r.c": READER_C}, "./r", "gcc -o r r.c", "vpl_run.sh"),
@@ -535,7 +574,8 @@ def main():
                  test_tls_versions_and_garbage,
                  test_sighup_reloads_certificate_with_live_connection,
                  test_oversized_and_malformed, test_workers_refuse_direct_access,
-                 test_metrics_counted, test_worker_added_by_dns, test_worker_killed_mid_run]
+                 test_metrics_counted, test_worker_added_by_dns, test_worker_drains_on_sigterm,
+                 test_worker_killed_mid_run]
         for fn in order:
             if not only or any(o in fn.__name__ for o in only):
                 S.run(fn)

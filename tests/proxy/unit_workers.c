@@ -215,7 +215,7 @@ static void jail_start(struct fx *f, int i, const char *ip, uint16_t port, const
 	assert_non_null(c);
 	fprintf(c,
 		"PORT=%u\nSECURE_PORT=0\nINTERFACE=::ffff:%s\nURLPATH=%s\nDRAIN_FILE=%s\n"
-		"CONTAINERD_SOCKET=\nLOGLEVEL=6\n%s",
+		"CONTAINERD_SOCKET=\nSHUTDOWN_GRACE=0\nLOGLEVEL=6\n%s",
 		port, ip, URLPATH, j->drain, extra ? extra : "");
 	fclose(c);
 	chmod(j->conf, 0600);
