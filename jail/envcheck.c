@@ -250,7 +250,9 @@ int envcheck_cert_load(const char *cert_file, const char *key_file, struct envch
 		r = err_set(err, EINVAL, "cannot load certificate %s: %s", cert_file, ssl_reason());
 	} else if (SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1) {
 		/* OpenSSL compares the key with the certificate already here */
-		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+		unsigned long last = ERR_peek_last_error();
+		if (ERR_GET_LIB(last) == ERR_LIB_X509 &&
+		    ERR_GET_REASON(last) == X509_R_KEY_VALUES_MISMATCH) {
 			ERR_clear_error();
 			r = err_set(err, EINVAL, "private key %s does not match certificate %s",
 				    key_file, cert_file);
@@ -320,6 +322,13 @@ static int mountinfo_fields(char *line, char **mp, char **fstype, char **superop
 	return 0;
 }
 
+/* Appends word to the blank-separated list in buf. */
+static void append_word(char *buf, size_t n, const char *word)
+{
+	size_t l = strlen(buf);
+	snprintf(buf + l, n - l, "%s%s", l ? " " : "", word);
+}
+
 enum envcheck_level envcheck_cgroups_verdict(const char *mountinfo, const char *controllers,
 					     char *detail, size_t n)
 {
@@ -354,10 +363,9 @@ enum envcheck_level envcheck_cgroups_verdict(const char *mountinfo, const char *
 	char missing[64] = "";
 	if (v2) {
 		if (!controllers) {
-			snprintf(
-			    detail, n,
-			    "cgroup v2 on /sys/fs/cgroup, but its cgroup.controllers is "
-			    "unreadable; fix: check that /sys/fs/cgroup is mounted read-write");
+			snprintf(detail, n,
+				 "cgroup v2 on /sys/fs/cgroup, but its cgroup.controllers is "
+				 "unreadable; fix: check the cgroup2 mount (mount | grep cgroup)");
 			return ENVCHECK_FAIL;
 		}
 		/* cgroup.controllers: blank-separated */
@@ -368,9 +376,7 @@ enum envcheck_level envcheck_cgroups_verdict(const char *mountinfo, const char *
 				*c = ' ';
 		for (int i = 0; i < 3; i++)
 			if (!has_token(ctl, strlen(ctl), need[i], ' '))
-				snprintf(missing + strlen(missing),
-					 sizeof missing - strlen(missing), "%s%s",
-					 missing[0] ? " " : "", need[i]);
+				append_word(missing, sizeof missing, need[i]);
 		if (missing[0]) {
 			snprintf(
 			    detail, n,
@@ -391,8 +397,7 @@ enum envcheck_level envcheck_cgroups_verdict(const char *mountinfo, const char *
 	}
 	for (int i = 0; i < 3; i++)
 		if (!where[i][0])
-			snprintf(missing + strlen(missing), sizeof missing - strlen(missing),
-				 "%s%s", missing[0] ? " " : "", need[i]);
+			append_word(missing, sizeof missing, need[i]);
 	if (missing[0]) {
 		snprintf(
 		    detail, n,

@@ -38,6 +38,7 @@ static const struct key keys[] = {
     {"HSTS_MAX_AGE", K_HSTS, F(hsts_max_age), 0, 2147483647},
     {"URLPATH", K_URL, F(urlpath), 0, 0},
     {"TASK_ONLY_FROM", K_ACL, F(task_only_from), 0, 0},
+    {"TRUSTED_PROXIES", K_ACL, F(trusted_proxies), 0, 0},
     {"REQUEST_MAX_SIZE", K_SIZE, F(request_max_size), 1, 4096 * MiB},
     {"FAIL2BAN", K_INT, F(fail2ban), 0, 1000},
     {"MAX_CONNECTIONS_PER_IP", K_INT, F(max_conns_per_ip), 1, 1000000},

@@ -38,12 +38,13 @@ struct proxy_config {
 	long long hsts_max_age;	 /* HSTS_MAX_AGE seconds; -1 = no header */
 
 	/* Edge policy. */
-	char *urlpath;		      /* URLPATH, starts with '/'; "/" */
-	struct netacl task_only_from; /* TASK_ONLY_FROM; empty = anyone */
-	long long request_max_size;   /* REQUEST_MAX_SIZE bytes; 128 MiB */
-	int fail2ban;		      /* FAIL2BAN, as vpl-jail's; 0 = off */
-	int max_conns_per_ip;	      /* MAX_CONNECTIONS_PER_IP; 256 */
-	char *certbot_webroot_path;   /* CERTBOT_WEBROOT_PATH; NULL = off */
+	char *urlpath;		       /* URLPATH, starts with '/'; "/" */
+	struct netacl task_only_from;  /* TASK_ONLY_FROM; empty = anyone */
+	struct netacl trusted_proxies; /* TRUSTED_PROXIES: nginx & co in front; empty = none */
+	long long request_max_size;    /* REQUEST_MAX_SIZE bytes; 128 MiB */
+	int fail2ban;		       /* FAIL2BAN, as vpl-jail's; 0 = off */
+	int max_conns_per_ip;	       /* MAX_CONNECTIONS_PER_IP; 256 */
+	char *certbot_webroot_path;    /* CERTBOT_WEBROOT_PATH; NULL = off */
 
 	/* Workers. */
 	char *workers; /* WORKERS: "host:port ..." (IPv4 literals or DNS names) */

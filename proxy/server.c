@@ -63,7 +63,8 @@ struct back;
 struct front {
 	struct proxy *p;
 	struct lws *wsi;
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer;	/* the socket's */
+	struct sockaddr_storage client; /* peer, or whom a trusted proxy forwards */
 	char peer_text[64];
 	bool tls, counted;
 	enum front_state st;
@@ -232,7 +233,7 @@ static void reply_bytes(struct front *f, int status)
 {
 	struct proxy *p = f->p;
 	if (p->f2b)
-		f2b_note(p->f2b, (struct sockaddr *)&f->peer, status >= 400, now_ms());
+		f2b_note(p->f2b, (struct sockaddr *)&f->client, status >= 400, now_ms());
 	count_request(f, status);
 	f->st = F_REPLY;
 	f->close_after = true;
@@ -350,7 +351,7 @@ static int add_lines(struct front *f, struct buf *lines, long long content_lengt
 {
 	struct err e;
 	char ip[64];
-	http_peer_text((struct sockaddr *)&f->peer, ip, sizeof ip);
+	http_peer_text((struct sockaddr *)&f->client, ip, sizeof ip);
 	if (content_length >= 0 &&
 	    buf_printf(lines, &e, "Content-Length: %lld\r\n", content_length) < 0)
 		return -1;
@@ -675,6 +676,47 @@ static bool kind_of(const char *suffix, size_t n, enum kind *k)
 	return false;
 }
 
+static bool trusted(struct proxy *p, const struct sockaddr_storage *ss)
+{
+	return p->cfg->trusted_proxies.count &&
+	       netacl_allows(&p->cfg->trusted_proxies, (const struct sockaddr *)ss);
+}
+
+/* Behind a reverse proxy of the site's own (TRUSTED_PROXIES), the client is the last
+ * X-Forwarded-For entry: that is who TASK_ONLY_FROM, FAIL2BAN and the logs are about. */
+static void forwarded_client(struct front *f)
+{
+	const struct httphead_field *x = httphead_get(&f->head, "X-Forwarded-For");
+	if (!x || !trusted(f->p, &f->peer))
+		return;
+	const char *v = x->value, *end = v + x->value_len, *last = v;
+	for (const char *c = v; c < end; c++)
+		if (*c == ',')
+			last = c + 1;
+	while (last < end && (*last == ' ' || *last == '\t'))
+		last++;
+	char ip[64];
+	size_t n = (size_t)(end - last);
+	while (n && (last[n - 1] == ' ' || last[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n >= sizeof ip)
+		return;
+	memcpy(ip, last, n);
+	ip[n] = '\0';
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
+		v4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
+		v6->sin6_family = AF_INET6;
+	else
+		return;
+	f->client = ss;
+	http_peer_text((struct sockaddr *)&ss, f->peer_text, sizeof f->peer_text);
+}
+
 static bool urlpath_matches(const char *want, const char *got, size_t gl)
 {
 	size_t wl = strlen(want);
@@ -689,6 +731,7 @@ static void head_done(struct front *f)
 {
 	struct proxy *p = f->p;
 	struct httphead *h = &f->head;
+	forwarded_client(f);
 	const char *q = memchr(h->target, '?', h->target_len);
 	size_t plen = q ? (size_t)(q - h->target) : h->target_len;
 	char plain[ROUTE_TICKET_DIGITS + 1];
@@ -731,7 +774,7 @@ static void head_done(struct front *f)
 		snprintf(f->method, sizeof f->method, "other");
 		return reply_error(f, 400, "Http(s) Unsupported METHOD");
 	}
-	if (!netacl_allows(&p->cfg->task_only_from, (struct sockaddr *)&f->peer))
+	if (!netacl_allows(&p->cfg->task_only_from, (struct sockaddr *)&f->client))
 		return reply_error(f, 400, "Client not allowed");
 	if (!urlpath_matches(p->cfg->urlpath, h->target, plen))
 		return reply_error(f, 404, "http request URL path not found");
@@ -851,12 +894,13 @@ static int front_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (fd < 0 || getpeername(fd, (struct sockaddr *)&f->peer, &sl) != 0)
 			return -1;
 		http_peer_text((struct sockaddr *)&f->peer, f->peer_text, sizeof f->peer_text);
-		if (!ip_enter(p, &f->peer)) {
+		f->client = f->peer;
+		if (!trusted(p, &f->peer) && !ip_enter(p, &f->peer)) {
 			log_warn("%s: more than %d connections from one address: refused",
 				 f->peer_text, p->cfg->max_conns_per_ip);
 			return -1;
 		}
-		f->counted = true;
+		f->counted = !trusted(p, &f->peer);
 		lws_set_timer_usecs(wsi, TICK_US);
 		return 0;
 	}
@@ -912,7 +956,7 @@ static int front_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		socklen_t sl = sizeof ss;
 		int fd = (int)(intptr_t)in;
 		if (p->f2b && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-		    !f2b_allows(p->f2b, (struct sockaddr *)&ss, now_ms())) {
+		    !trusted(p, &ss) && !f2b_allows(p->f2b, (struct sockaddr *)&ss, now_ms())) {
 			char peer[64];
 			http_peer_text((struct sockaddr *)&ss, peer, sizeof peer);
 			log_warn("FAIL2BAN: refusing connection from %s", peer);

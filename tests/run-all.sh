@@ -63,6 +63,11 @@ suites() { # build dir
 	for t in tests/proxy/test_*.py tests/proxy/test_*.sh; do
 		[ -x "$t" ] && run "$b proxy $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
+	# Installing and deploying use the normal build: one pass.
+	for t in tests/install/test_*.sh tests/e2e/test_*.sh; do
+		[ "$b" = "$first" ] || continue
+		[ -x "$t" ] && run "$b $(basename "$(dirname "$t")") $(basename "$t")" env VPL_BUILD="$b" "$t"
+	done
 	# The browser drives the page, not new worker code: one pass.
 	for t in tests/browser/test_*.py; do
 		[ "$b" = "$first" ] || continue

@@ -422,6 +422,38 @@ def test_oversized_and_malformed():
     assert P.rpc("available", {"maxmemory": 1})["status"] == "ready"
 
 
+def test_trusted_front_proxy_forwards_client():
+    """nginx in front (TRUSTED_PROXIES): its X-Forwarded-For is the client for
+    TASK_ONLY_FROM and reaches the worker; from anyone else the header means nothing."""
+    q = Proxy([addr(w) for w in WORKERS], SEC, TRUSTED_PROXIES="127.0.0.1/32",
+              TASK_ONLY_FROM="10.9.9.9/32")
+    r = None
+    try:
+        q.wait_workers(3)
+        body = json.dumps({"method": "stop", "params": {"adminticket": "5" * 63},
+                           "id": "1"}).encode()
+        ok = http(q.sport, "POST", q.urlpath, body, tls=True,
+                  headers={"X-Forwarded-For": "192.0.2.1, 10.9.9.9"})
+        assert ok.status == 200, ok.raw[:200]
+        bad = http(q.sport, "POST", q.urlpath, body, tls=True,
+                   headers={"X-Forwarded-For": "10.9.9.9, 10.1.1.1"})
+        assert bad.status == 400 and b"Client not allowed" in bad.body, bad.raw[:200]
+        none = http(q.sport, "POST", q.urlpath, body, tls=True)
+        assert none.status == 400, none.raw[:200]
+        assert any("from=10.9.9.9" in w.read_log() for w in WORKERS)
+    finally:
+        q.stop()
+    # a proxy that does not trust 127.0.0.1 ignores the header
+    q = Proxy([addr(w) for w in WORKERS], SEC, TASK_ONLY_FROM="10.9.9.9/32")
+    try:
+        q.wait_workers(3)
+        r = http(q.sport, "POST", q.urlpath, body, tls=True,
+                 headers={"X-Forwarded-For": "10.9.9.9"})
+        assert r.status == 400, r.raw[:200]
+    finally:
+        q.stop()
+
+
 def test_workers_refuse_direct_access():
     w = WORKERS[0]
     body = json.dumps({"method": "available", "params": {"maxmemory": 1}, "id": "1"}).encode()
@@ -573,7 +605,8 @@ def main():
                  test_web_app_through_proxy, test_two_proxies_share_nothing,
                  test_tls_versions_and_garbage,
                  test_sighup_reloads_certificate_with_live_connection,
-                 test_oversized_and_malformed, test_workers_refuse_direct_access,
+                 test_oversized_and_malformed, test_trusted_front_proxy_forwards_client,
+                 test_workers_refuse_direct_access,
                  test_metrics_counted, test_worker_added_by_dns, test_worker_drains_on_sigterm,
                  test_worker_killed_mid_run]
         for fn in order:
