@@ -892,7 +892,7 @@ int server_run(struct server *s)
 		/* SIGTERM: tasks alive may finish (the sweep timer wakes the loop every second);
 		 * nothing new is accepted meanwhile. */
 		int64_t now = jail_monotonic_ms();
-		size_t live = g_term ? task_count(j->tasks) : 0;
+		size_t live = g_term ? task_count_pending(j->tasks) : 0;
 		if (g_term && !j->draining) {
 			if (live == 0 || j->cfg.shutdown_grace == 0)
 				break;

@@ -159,6 +159,15 @@ unsigned task_count(const struct task_table *tt)
 	return tt->count;
 }
 
+unsigned task_count_pending(const struct task_table *tt)
+{
+	unsigned n = 0;
+	for (const struct task *t = tt->head; t; t = t->next)
+		if (task_is_running(t) || (t->state == TASK_DONE && !t->interactive))
+			n++;
+	return n;
+}
+
 unsigned task_max(const struct task_table *tt)
 {
 	return tt->max;

@@ -95,6 +95,9 @@ int task_set_state(struct task *t, enum task_state to, struct err *err);
 /* Moves to `final` (STOPPED or EXPIRED), unlinks and frees the task. */
 void task_remove(struct task_table *tt, struct task *t, enum task_state final);
 unsigned task_count(const struct task_table *tt);
+/* Tasks a shutdown should wait for: running ones, and finished evaluations whose result
+ * Moodle has not collected yet (an interactive run's end has nothing to collect). */
+unsigned task_count_pending(const struct task_table *tt);
 unsigned task_max(const struct task_table *tt);
 /* Expires every task past its deadline; returns how many. */
 unsigned task_sweep(struct task_table *tt, int64_t now_ms);

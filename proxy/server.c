@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -339,7 +340,8 @@ static bool route_of(struct proxy *p, const char *t, size_t len,
 	if (route_strip(&p->rk, t, len, plain, &ip, &port) < 0)
 		return false;
 	*a = (struct worker_addr){.ip_be = ip, .port = port};
-	return workers_known(p->workers, *a);
+	/* A worker known to be down is not waited for: its tasks are lost. */
+	return workers_known(p->workers, *a) && workers_up(p->workers, *a);
 }
 
 static const char *const drop_client[] = {AUTH_HEADER, "X-Forwarded-For", NULL};
@@ -905,6 +907,9 @@ static int front_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return 0;
 	}
 	case LWS_CALLBACK_RAW_RX:
+		/* lws's own handshake timeout must not end a long WebSocket; our timer
+		 * bounds the head and the body. */
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 		if (f)
 			front_rx(f, in, len);
 		return 0;
@@ -1020,6 +1025,23 @@ static int back_to_front(struct back *b, struct front *f, const char *in, size_t
 	return r;
 }
 
+/* A worker cut off the network must not hold a tunnel for the kernel's 15 minutes of
+ * retransmissions: unacknowledged data fails after WORKER_USER_TIMEOUT_MS, an idle
+ * connection is probed from WORKER_KEEPALIVE_S on. */
+static void tune_worker_socket(int fd)
+{
+	if (fd < 0)
+		return;
+	int on = 1, idle = WORKER_KEEPALIVE_S, intvl = 5, cnt = 3;
+	unsigned ut = WORKER_USER_TIMEOUT_MS;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
 static int back_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		   size_t len)
 {
@@ -1044,6 +1066,8 @@ static int back_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		b->connected = true;
 		if (!b->front)
 			return -1;
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+		tune_worker_socket(lws_get_socket_fd(wsi));
 		lws_callback_on_writable(wsi);
 		return 0;
 	case LWS_CALLBACK_RAW_RX: {
@@ -1122,6 +1146,10 @@ static struct lws_vhost *listen_on(struct proxy *p, const char *name, int port, 
 	info.port = port;
 	info.iface = cfg->interface;
 	info.protocols = front_protocols;
+	/* A browser that vanished without closing is noticed within a few minutes. */
+	info.ka_time = 60;
+	info.ka_probes = 3;
+	info.ka_interval = 10;
 	info.listen_accept_role = "raw-skt";
 	info.listen_accept_protocol = "vplcell-front";
 	info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
@@ -1221,7 +1249,7 @@ struct proxy *proxy_new(const struct proxy_config *cfg, struct err *err)
 	memset(&info, 0, sizeof info);
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.user = p;
-	info.timeout_secs = 20;
+	info.timeout_secs = PROXY_CONNECT_S; /* TLS handshakes, connects to workers */
 	info.pt_serv_buf_size = 64 * 1024;
 	p->ctx = lws_create_context(&info);
 	if (!p->ctx) {

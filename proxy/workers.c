@@ -833,6 +833,15 @@ bool workers_known(struct workers *w, struct worker_addr a)
 	return known;
 }
 
+bool workers_up(struct workers *w, struct worker_addr a)
+{
+	pthread_mutex_lock(&w->mu);
+	const struct worker *k = find_locked(w, a);
+	bool up = k && worker_up(k);
+	pthread_mutex_unlock(&w->mu);
+	return up;
+}
+
 void workers_inflight(struct workers *w, struct worker_addr a, int delta)
 {
 	pthread_mutex_lock(&w->mu);

@@ -105,6 +105,10 @@ int workers_pick(struct workers *w, const struct worker_addr *exclude, size_t ne
  * connect to, e.g. after decoding a route code. */
 bool workers_known(struct workers *w, struct worker_addr a);
 
+/* True if a is known and up (answering its polls, no data-path failure since): the proxy
+ * does not wait for a connect to a worker it already knows is down. */
+bool workers_up(struct workers *w, struct worker_addr a);
+
 /*
  * Counts tasks the proxy sent to a (delta > 0) or that never reached it (delta < 0) into its
  * load until a poll that started after the change answers (that answer's load includes them).
