@@ -94,6 +94,7 @@ bench: all
 	python3 bench/body_memory.py
 	python3 bench/pull.py
 	python3 bench/c_eval.py
+	python3 bench/proxy.py
 	RUNTIME=crun python3 bench/c_eval.py || echo "crun: not usable on this host (see docs/performance.md)"
 
 format:

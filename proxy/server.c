@@ -918,14 +918,15 @@ static int front_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			return -1;
 		if (write_from(wsi, &f->out, &f->out_off) < 0)
 			return -1;
-		if (pending(&f->out, f->out_off)) {
-			lws_callback_on_writable(wsi);
-			return 0;
-		}
+		size_t left = pending(&f->out, f->out_off);
 		struct back *b = f->back;
-		if (b && b->rx_paused && b->wsi) {
+		if (b && b->rx_paused && b->wsi && left < PROXY_OUT_LOW) {
 			b->rx_paused = false;
 			lws_rx_flow_control(b->wsi, 1);
+		}
+		if (left) {
+			lws_callback_on_writable(wsi);
+			return 0;
 		}
 		return f->close_after ? -1 : 0;
 	}
@@ -1099,15 +1100,14 @@ static int back_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 			return -1;
 		if (write_from(wsi, &b->out, &b->out_off) < 0)
 			return -1;
-		if (pending(&b->out, b->out_off)) {
-			lws_callback_on_writable(wsi);
-			return 0;
-		}
+		size_t left = pending(&b->out, b->out_off);
 		struct front *f = b->front;
-		if (f->rx_paused) {
+		if (f->rx_paused && left < PROXY_OUT_LOW) {
 			f->rx_paused = false;
 			lws_rx_flow_control(f->wsi, 1);
 		}
+		if (left)
+			lws_callback_on_writable(wsi);
 		return 0;
 	}
 	case LWS_CALLBACK_RAW_CLOSE:
