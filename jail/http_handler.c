@@ -436,9 +436,12 @@ int http_handle_body_async(struct jail *j, const struct http_request *rq, char *
 		encode_result(j, req.format, req.id, &o, res->m, res->n, out);
 	}
 	jail_metrics_request(j, method_for_log(&req), res->status, j->now_ms() - t0);
-	log_info("rpc %s %s task=%llu from=%s status=%d bytes_in=%zu ms=%lld", method_for_log(&req),
-		 req.format == RPC_FORMAT_XML ? "xml" : "json", (unsigned long long)res->task_id,
-		 peer, res->status, len, (long long)(j->now_ms() - t0));
+	/* Proxies poll `available` every second: those answers are debug noise. */
+	log_msg(strcmp(req.method, "available") == 0 && res->status == 200 ? LOG_LVL_DEBUG
+									   : LOG_LVL_INFO,
+		"rpc %s %s task=%llu from=%s status=%d bytes_in=%zu ms=%lld", method_for_log(&req),
+		req.format == RPC_FORMAT_XML ? "xml" : "json", (unsigned long long)res->task_id,
+		peer, res->status, len, (long long)(j->now_ms() - t0));
 	methods_result_free(res);
 	free(res);
 	rpc_request_free(&req);

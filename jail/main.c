@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "images/image_cli.h"
@@ -96,6 +97,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* Task directories and FIFOs are made for the prisoner and runc to reach: an inherited
+	 * umask 077 (a hardened shell, a service manager) must not make them root-only. */
+	umask(022);
 	const char *path = DEFAULT_CONFIG;
 	int test_only = 0;
 	int env_check = 0;
