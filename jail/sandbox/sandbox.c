@@ -124,6 +124,7 @@ struct run {
 	bool user_known;	  /* r->uid/gid say who it is */
 	unsigned uid, gid;	  /* the task's processes and FIFOs */
 	char chain[160];
+	bool chain_logged;	 /* the "image ... rootfs" line was written */
 	struct image_source src; /* where a pull gets it */
 	bool force;		 /* FORCEPULL asked and due */
 	struct pull_wait *pw;	 /* a pull this run waits for */
@@ -1310,6 +1311,12 @@ static void advance(struct run *r)
 		return;
 	}
 	case ST_SETUP:
+		/* Which content the task ran on, for the log: the image's rootfs chain ID. */
+		if (r->task_id && !r->chain_logged) {
+			r->chain_logged = true;
+			log_info("task %llu: image %s rootfs %.19s", r->task_id, r->image,
+				 r->chain);
+		}
 		if (r->user[0] && !r->user_known) {
 			lookup_user(r);
 			return;
@@ -2067,8 +2074,8 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 	bool is_default = chosen == 0 && !force && !user[0] && strcmp(name, sb->default_name) == 0;
 	for (struct run *p = sb->runs; is_default && p; p = p->next) {
 		if (p->parked && !p->aborting && !p->seq_busy) {
-			log_info("task %llu: container %s (from the pool) image %s",
-				 (unsigned long long)t->id, p->id, p->image);
+			log_info("task %llu: container %s (from the pool) image %s rootfs %.19s",
+				 (unsigned long long)t->id, p->id, p->image, p->chain);
 			/* No refill here: creating a container costs a core for
 			 * ~0.1 s, which would slow this very task down; the pool
 			 * is refilled when a task's container is gone. */
