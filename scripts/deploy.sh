@@ -74,6 +74,14 @@
 #   TASK_ONLY_FROM  Moodle servers' addresses allowed to call the RPC methods (proxy; CIDR or
 #                   prefixes, see docs/configuration.md; default any)
 #   FAIL2BAN        the proxy's FAIL2BAN (default 0 = off)
+#   PUBLIC_SECURE_PORT  behind a reverse proxy (conf/nginx-moodle.conf on the Moodle host): its
+#                   public HTTPS port, which the proxy writes into its answers (`secureport`) and
+#                   browsers open their WebSockets to (default PROXY_PORT). Moodle is then given
+#                   the reverse proxy's URL (its name, this port, the same URLPATH), not the one
+#                   printed here.
+#   TRUSTED_PROXIES that reverse proxy's address(es) (CIDR blocks or prefixes, as TASK_ONLY_FROM):
+#                   from them the proxy believes X-Forwarded-For (its last entry is the client for
+#                   TASK_ONLY_FROM, FAIL2BAN, logs and the workers); default none
 #   MAX_TASKS       tasks one worker holds at once (worker default 100)
 #   POOL_SIZE       warm containers per worker (worker default 2)
 #   SHUTDOWN_GRACE  seconds running tasks may finish when a worker is stopped (default 60)
@@ -229,6 +237,7 @@ declare -A ENV=()
 KNOWN="NB_REPLICAS PROXY_PORT PUBLIC_HOST URLPATH MAXTIME MAXFILESIZE MAXMEMORY MAXPROCESSES"
 KNOWN="$KNOWN MAXBODYSIZE SSL_CERT_FILE SSL_KEY_FILE CERTBOT_WEBROOT_PATH HTTP_PORT TASK_ONLY_FROM FAIL2BAN"
 KNOWN="$KNOWN MAX_TASKS POOL_SIZE SHUTDOWN_GRACE LOGLEVEL METRICS_PORT REGISTRY_PORT WORKER_BASE_PORT"
+KNOWN="$KNOWN PUBLIC_SECURE_PORT TRUSTED_PROXIES"
 VPLBDX_ONLY="TMPER_PORT PROXY_MOODLE_PORT PROXY_MOODLE_PATH SLPROXY_PORT"
 if [ -f "$ENV_FILE" ]; then
 	n=0
@@ -287,7 +296,7 @@ for k in MAXTIME MAXPROCESSES FAIL2BAN MAX_TASKS POOL_SIZE SHUTDOWN_GRACE LOGLEV
 	v=$(get $k)
 	[ -z "$v" ] || is_uint "$v" || die "$k=$v: a whole number"
 done
-for k in HTTP_PORT METRICS_PORT REGISTRY_PORT WORKER_BASE_PORT; do
+for k in HTTP_PORT METRICS_PORT REGISTRY_PORT WORKER_BASE_PORT PUBLIC_SECURE_PORT; do
 	v=$(get $k)
 	[ -z "$v" ] || is_uint "$v" || die "$k=$v: a whole number"
 	[ "$k:$v" != HTTP_PORT:0 ] || continue
@@ -636,7 +645,9 @@ for n in $(seq 1 "$NB"); do workers="$workers 127.0.0.1:${WPORT[$n]}"; done
 	echo "ROUTE_SECRET_FILE=$ROUTE_SECRET"
 	echo "REQUEST_MAX_SIZE=$BODY"
 	echo "HEALTH_INTERVAL=1000"
+	opt PUBLIC_SECURE_PORT
 	opt TASK_ONLY_FROM
+	opt TRUSTED_PROXIES
 	opt FAIL2BAN
 	opt CERTBOT_WEBROOT_PATH
 	opt METRICS_PORT

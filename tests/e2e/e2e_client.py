@@ -5,6 +5,14 @@ certificate (the self-signed one, given as the trust anchor) and the host name.
 
     e2e_client.py URL CAFILE CHECK
 
+Environment (optional):
+    E2E_SECUREPORT  the port the server's answers must name as `secureport` (the port browsers
+                    open their WebSockets to: PUBLIC_SECURE_PORT behind nginx); default the
+                    URL's port
+    E2E_SOURCE      the local address to connect from (127.0.0.2: a client nginx must name in
+                    X-Forwarded-For)
+    E2E_XFF         an X-Forwarded-For header the client sends (a forged one, to be ignored)
+
 CHECK is one of:
     ok          GET /OK answers 200
     available   `available` answers ready (prints the result)
@@ -15,6 +23,8 @@ CHECK is one of:
     vnc         a graphical run: the RFB handshake through the execute socket, VNC auth with the
                 first 8 characters of the execution ticket, a framebuffer update showing the
                 colour the program painted
+The WebSockets go, as a browser's do, to the URL's host and the `secureport` of the `request`
+answer (checked to be E2E_SECUREPORT).
 Exit status 0 when the check passes; the reason on stdout otherwise."""
 import base64
 import http.client
@@ -52,9 +62,18 @@ class Server:
         self.host, self.port, self.path = u.hostname, u.port, u.path
         self.ca = ca
         self.ctx = ssl.create_default_context(cafile=ca)  # verifies chain and host name
+        self.secureport = int(os.environ.get("E2E_SECUREPORT") or self.port)
+        src = os.environ.get("E2E_SOURCE")
+        self.source = (src, 0) if src else None
+        xff = os.environ.get("E2E_XFF")
+        self.extra = {"X-Forwarded-For": xff} if xff else {}
+
+    def conn(self, timeout):
+        return http.client.HTTPSConnection(self.host, self.port, context=self.ctx,
+                                           timeout=timeout, source_address=self.source)
 
     def get(self, path):
-        c = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=30)
+        c = self.conn(30)
         c.request("GET", path)
         r = c.getresponse()
         body = r.read()
@@ -63,9 +82,9 @@ class Server:
 
     def rpc_raw(self, method, params):
         body = json.dumps({"method": method, "params": params, "id": "1"}).encode()
-        c = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=60)
+        c = self.conn(60)
         c.request("POST", self.path, body, {"Content-Type": "application/json;charset=UTF-8",
-                                            "User-Agent": "VPL "})
+                                            "User-Agent": "VPL ", **self.extra})
         r = c.getresponse()
         data = r.read()
         c.close()
@@ -76,9 +95,11 @@ class Server:
         assert st == 200, (method, st, data[:300])
         return json.loads(data)["result"]
 
-    def wss(self, ticket, what):
+    def wss(self, answer, ticket, what):
+        """A browser's WebSocket URL: the URL's host, the answer's secureport."""
+        assert answer["secureport"] == self.secureport, (answer["secureport"], self.secureport)
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"wss://{host}:{self.port}/{ticket}/{what}"
+        return f"wss://{host}:{answer['secureport']}/{answer[ticket]}/{what}"
 
     def getresult(self, admin, timeout=120):
         deadline = time.time() + timeout
@@ -115,7 +136,7 @@ def check_ok(s):
 def check_available(s):
     a = s.rpc("available", {"maxmemory": 1 << 20})
     assert a["status"] == "ready", a
-    assert a["secureport"] == s.port, a
+    assert a["secureport"] == s.secureport, a
     print(json.dumps(a))
 
 
@@ -138,10 +159,10 @@ def check_terminal(s):
     r = s.rpc("request", task({"name.c": READER_C}, "./name", "gcc -o name name.c",
                               execute="vpl_run.sh", interactive=1))
     with WsClient() as c:
-        c.open("m", s.wss(r["monitorticket"], "monitor"), ca=s.ca)
+        c.open("m", s.wss(r, "monitorticket", "monitor"), ca=s.ca)
         c.wait("m", lambda e: e["ev"] == "open")
         c.wait("m", is_msg("run:terminal"), timeout=120)
-        c.open("x", s.wss(r["executionticket"], "execute"), ca=s.ca)
+        c.open("x", s.wss(r, "executionticket", "execute"), ca=s.ca)
         c.wait("x", lambda e: e["ev"] == "open")
         c.wait("x", lambda e: e["ev"] == "message" and "your name?" in "".join(c.texts("x")))
         c.send("x", text="Ada\r")
@@ -184,10 +205,10 @@ def check_vnc(s):
     r = s.rpc("request", p)
     pw = r["executionticket"][:8]
     with WsClient() as c:
-        c.open("m", s.wss(r["monitorticket"], "monitor"), ca=s.ca)
+        c.open("m", s.wss(r, "monitorticket", "monitor"), ca=s.ca)
         e = c.wait("m", is_msg("run:vnc:"), timeout=120)
         assert e["text"] == "run:vnc:" + pw, e
-        c.open("v", s.wss(r["executionticket"], "execute"), ca=s.ca)
+        c.open("v", s.wss(r, "executionticket", "execute"), ca=s.ca)
         c.wait("v", lambda e: e["ev"] == "open")
         rfb = Rfb(c, "v")
         ver = rfb.read(12)

@@ -8,6 +8,16 @@
 #     GET /OK, `available` ready, an evaluation (C hello world, getresult), an interactive terminal
 #     run (monitor + execute over wss) and a VNC run (RFB handshake, VNC auth with the execution
 #     ticket's first 8 characters, a framebuffer update with the program's colour);
+#  2b. nginx in front (conf/nginx-moodle.conf, as on the Moodle host): .env gets
+#     PUBLIC_SECURE_PORT=<nginx's port> and TRUSTED_PROXIES=127.0.0.1/32, deploy.sh applies them;
+#     Debian's nginx runs in a directory of its own with a wrapper http{} that includes a copy of
+#     the conf changed only where it says ADAPT (port, name, a certificate the test makes,
+#     upstream, body size). Through https://127.0.0.1:<nginx port>/URLPATH: `available` naming
+#     nginx's port, an evaluation, a terminal run and a VNC run (their WebSockets to the port the
+#     answers name: nginx's), an evaluation from 127.0.0.2 with a forged X-Forwarded-For, which
+#     the proxy's and the worker's logs show as from 127.0.0.2. The conf's proxy_read_timeout is
+#     >= 3600 s (an idle terminal or VNC socket outlives nginx's default 60 s; parsed, not waited
+#     for). nginx stopped, none of its processes left. The deploy keeps these settings;
 #  3. deploy.sh again: same URL, same pids of every daemon, same listening ports, nothing
 #     restarted (if the build changed between the two runs, as when someone edits the sources
 #     meanwhile, the workers and proxy are restarted with the new binaries, and that is checked);
@@ -66,13 +76,31 @@ fi
 tmp=$(mktemp -d /tmp/vplcell-e2e.XXXXXX)
 PREFIX=$tmp/prefix
 export VPLCELL_PREFIX=$PREFIX VPLCELL_ENV_FILE=$tmp/env
+NGX=""
+NGX_PID=""
 cleanup() {
+	if [ -n "$NGX_PID" ] && kill -0 "$NGX_PID" 2>/dev/null; then
+		kill -TERM "$NGX_PID" 2>/dev/null
+		wait "$NGX_PID" 2>/dev/null
+	fi
+	[ -z "$NGX" ] || rm -rf "$NGX"
 	if [ -d "$PREFIX" ]; then
 		"$ROOT/scripts/stopservices.sh" --now --purge >/dev/null 2>&1
 	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+
+wait_for() { # SECONDS CMD...: until CMD succeeds
+	local n=$(($1 * 5))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.2
+		n=$((n - 1))
+	done
+	return 1
+}
 
 # free ports: one for the proxy and the registry; runs of COUNT consecutive ones for the workers
 # and the metrics (the proxy's, then worker 1's and 2's)
@@ -156,6 +184,136 @@ flow evaluate "evaluation: C hello world, getresult"
 flow terminal "interactive terminal run over wss (monitor + execute)"
 flow vnc "VNC run: RFB handshake, VNC auth with the ticket, framebuffer"
 
+# ---- 2b. the same through nginx in front of the proxy (conf/nginx-moodle.conf) -----------------
+t=$(date +%s)
+NGX_PORT=$(free_ports 1)
+cat >>"$VPLCELL_ENV_FILE" <<EOF
+# step 2b: behind nginx, which listens on $NGX_PORT
+PUBLIC_SECURE_PORT=$NGX_PORT
+TRUSTED_PROXIES=127.0.0.1/32
+EOF
+"$ROOT/scripts/deploy.sh" >"$tmp/out-ngx" 2>&1
+rc=$?
+check "deploy.sh with PUBLIC_SECURE_PORT and TRUSTED_PROXIES in .env exits 0" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || sed 's/^/  | /' "$tmp/out-ngx"
+check "... they reach proxy.conf" bash -c "grep -qx 'PUBLIC_SECURE_PORT=$NGX_PORT' '$PREFIX/proxy.conf' &&
+	grep -qx 'TRUSTED_PROXIES=127.0.0.1/32' '$PREFIX/proxy.conf'"
+check "... and the proxy was restarted for them" \
+	grep -q '^deploy: proxy: restarted (configuration changed)' "$tmp/out-ngx"
+# from now on the proxy's answers send browsers to nginx's port
+export E2E_SECUREPORT=$NGX_PORT
+
+NGX=$(mktemp -d /tmp/vplcell-e2e-nginx.XXXXXX)
+chmod 0755 "$NGX" # nginx's workers (www-data) make their temporary files in it
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+	-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+	-keyout "$NGX/key.pem" -out "$NGX/cert.pem" >/dev/null 2>&1
+# what an operator changes (the lines marked ADAPT), nothing else
+sed -e "s/^\([[:space:]]*listen\) 443 ssl;/\1 $NGX_PORT ssl;/" \
+	-e "s/^\([[:space:]]*listen\) \[::\]:443 ssl;/\1 [::]:$NGX_PORT ssl;/" \
+	-e "s/^\([[:space:]]*server_name\) vpl\.example\.org;/\1 localhost;/" \
+	-e "s#^\([[:space:]]*ssl_certificate\)[[:space:]][[:space:]]*/.*;#\1 $NGX/cert.pem;#" \
+	-e "s#^\([[:space:]]*ssl_certificate_key\)[[:space:]][[:space:]]*/.*;#\1 $NGX/key.pem;#" \
+	-e "s/^\([[:space:]]*server\) 127\.0\.0\.1:8443;/\1 127.0.0.1:$PROXY_PORT;/" \
+	-e "s/^\([[:space:]]*client_max_body_size\) 128m;/\1 16m;/" \
+	"$ROOT/conf/nginx-moodle.conf" >"$NGX/nginx-moodle.conf"
+check "conf/nginx-moodle.conf adapted by substitution: 7 lines changed" \
+	[ "$(diff "$ROOT/conf/nginx-moodle.conf" "$NGX/nginx-moodle.conf" | grep -c '^>')" = 7 ]
+mkdir -p "$NGX/tmp"
+cat >"$NGX/nginx.conf" <<EOF
+# tests/e2e/test_deploy.sh: Debian's nginx with conf/nginx-moodle.conf, as in /etc/nginx/conf.d/
+user www-data;
+worker_processes 1;
+events {
+	worker_connections 256;
+}
+http {
+	client_body_temp_path $NGX/tmp/body;
+	proxy_temp_path $NGX/tmp/proxy;
+	fastcgi_temp_path $NGX/tmp/fastcgi;
+	uwsgi_temp_path $NGX/tmp/uwsgi;
+	scgi_temp_path $NGX/tmp/scgi;
+	include $NGX/nginx-moodle.conf;
+}
+EOF
+NGX_ARGS=(-c "$NGX/nginx.conf" -p "$NGX/" -e "$NGX/error.log")
+check "nginx -t accepts it" nginx "${NGX_ARGS[@]}" -t -q -g "pid $NGX/nginx.pid;"
+# in the foreground of its own (daemon off): $! is nginx's master itself
+nginx "${NGX_ARGS[@]}" -g "daemon off; pid $NGX/nginx.pid;" </dev/null >>"$NGX/error.log" 2>&1 &
+NGX_PID=$!
+ngx_up() {
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -m 2 --cacert "$NGX/cert.pem" \
+		"https://127.0.0.1:$NGX_PORT/OK")" = 200 ]
+}
+check "nginx runs and answers GET /OK (the proxy's page, certificate verified)" wait_for 10 ngx_up
+NGX_URL=https://127.0.0.1:$NGX_PORT/${URL##*/}
+nflow() { # CHECK LABEL [VAR=VALUE...]
+	local out c=$1 l=$2
+	shift 2
+	if out=$(env "$@" python3 "$ROOT/tests/e2e/e2e_client.py" "$NGX_URL" "$NGX/cert.pem" "$c" 2>&1); then
+		ok "nginx: $l"
+	else
+		bad "nginx: $l"
+		printf '%s\n' "$out" | tail -n 30 | sed 's/^/  | /'
+	fi
+}
+nflow available "available: ready, secureport = nginx's port"
+nflow evaluate "evaluation: C hello world, getresult"
+nflow terminal "interactive terminal run, wss through nginx (monitor + execute)"
+nflow vnc "VNC run through nginx: RFB handshake, VNC auth, framebuffer"
+nflow evaluate "evaluation from 127.0.0.2 with a forged X-Forwarded-For" \
+	E2E_SOURCE=127.0.0.2 E2E_XFF=203.0.113.9
+check "the proxy's log: the request from 127.0.0.2 (nginx's X-Forwarded-For believed)" \
+	grep -q 'rpc request from=127\.0\.0\.2 ' "$PREFIX/log/proxy.log"
+check "a worker's log: the request from 127.0.0.2 (the proxy's X-Forwarded-For)" \
+	grep -q 'rpc request json task=[0-9]* from=127\.0\.0\.2 ' "$PREFIX"/log/jail*.log
+check "... and no log took the forged 203.0.113.9 for the client" \
+	bash -c "! grep -q '203\.0\.113\.9' '$PREFIX'/log/*.log"
+# An idle terminal or VNC socket must outlive nginx's default proxy_read_timeout (60 s): a task
+# may run MAXTIME (up to 1200 s) without a byte. Parsed from the conf rather than waited for.
+read_timeout() { # the smallest proxy_read_timeout of the adapted conf in seconds (60: none)
+	python3 -c '
+import re, sys
+units = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
+         "M": 2592000, "y": 31536000}
+vals = []
+for line in open(sys.argv[1]):
+    m = re.match(r"\s*proxy_read_timeout\s+([^;#]+);", line.split("#", 1)[0])
+    if m:
+        v = re.sub(r"\s", "", m.group(1))
+        parts = re.findall(r"(\d+)(ms|[smhdwMy]?)", v)
+        if "".join(n + u for n, u in parts) != v:
+            sys.exit("cannot read " + line.strip())
+        vals.append(sum(int(n) * units[u] for n, u in parts))
+print(int(min(vals)) if vals else 60)' "$NGX/nginx-moodle.conf"
+}
+RT=$(read_timeout)
+check "nginx's proxy_read_timeout is ${RT:-?} s >= 3600 (an idle terminal/VNC socket survives)" \
+	[ "${RT:-0}" -ge 3600 ]
+check "nginx's pid file names the master we started" \
+	bash -c "[ \"\$(cat '$NGX/nginx.pid' 2>/dev/null)\" = $NGX_PID ]"
+ngx_workers=$(pgrep -P "$NGX_PID" | tr '\n' ' ')
+kill -TERM "$NGX_PID" 2>/dev/null
+wait "$NGX_PID" 2>/dev/null
+ngx_gone() {
+	local p
+	! kill -0 "$NGX_PID" 2>/dev/null || return 1
+	for p in $ngx_workers; do ! kill -0 "$p" 2>/dev/null || return 1; done
+	[ -z "$(ss -Hltn "sport = :$NGX_PORT")" ]
+}
+check "nginx stopped: master and worker(s) ${ngx_workers% } gone, port $NGX_PORT closed" \
+	wait_for 5 ngx_gone
+NGX_PID=""
+check "nginx logged no error (upstream resets, refused upgrades, timeouts)" \
+	bash -c "! grep -qE '\[(error|crit|alert|emerg)\]' '$NGX/error.log'"
+if [ "$fail" != 0 ] && [ -s "$NGX/error.log" ]; then
+	echo "---- nginx error.log (tail)"
+	tail -n 20 "$NGX/error.log"
+fi
+rm -rf "$NGX"
+NGX=""
+echo "e2e: nginx step (with its deploy.sh): $(($(date +%s) - t)) s"
+
 # ---- 3. deploy again: idempotent ----------------------------------------------------------------
 snapshot() { # pids and listening ports of every daemon
 	local f p
@@ -214,16 +372,6 @@ grep -E ': (started|restarted)' "$tmp/out3" | sed 's/^/  | /'
 ready_workers() {
 	curl -s -m 5 "http://127.0.0.1:$METRICS/metrics" |
 		awk '$1 == "vplcell_proxy_workers{state=\"ready\"}" { print $2 + 0 }'
-}
-wait_for() { # SECONDS CMD...: until CMD succeeds
-	local n=$(($1 * 5))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.2
-		n=$((n - 1))
-	done
-	return 1
 }
 ready_is() { [ "$(ready_workers)" = "$1" ]; }
 status_is() { [ "$(client status 2>/dev/null)" = "$1" ]; }
