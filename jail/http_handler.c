@@ -227,13 +227,9 @@ bool http_fixed_page(const char *path, size_t path_len, const struct http_reply_
 	return false;
 }
 
-/* URLPATH is a password: compare without leaking where it differs. */
-static bool urlpath_matches(const struct jail *j, const struct http_request *rq)
+bool http_urlpath_matches(const char *want, const char *got, size_t gl)
 {
-	const char *want = j->cfg.urlpath;
 	size_t wl = strlen(want);
-	const char *got = rq->path;
-	size_t gl = rq->path_len;
 	if (gl == 0) {
 		got = "/";
 		gl = 1;
@@ -266,7 +262,7 @@ int http_handle_headers(struct jail *j, const struct http_request *rq, struct bu
 	}
 	if (rq->peer && !netacl_allows(&j->cfg.task_only_from, rq->peer))
 		return reply_error(j, rq, out, 400, "Client not allowed");
-	if (!urlpath_matches(j, rq))
+	if (!http_urlpath_matches(j->cfg.urlpath, rq->path, rq->path_len))
 		return reply_error(j, rq, out, 404, "http request URL path not found");
 	if (rq->content_length < 0)
 		return reply_error(j, rq, out, 400, "Content-Length required");

@@ -74,6 +74,10 @@ void http_pending_cancel(struct http_pending *p);
 bool http_fixed_page(const char *path, size_t path_len, const struct http_reply_opts *o,
 		     struct buf *out);
 
+/* URLPATH is a password: true if the request path (an empty one counts as "/") is `want`,
+ * compared in time that depends on neither where they differ nor the path's length. */
+bool http_urlpath_matches(const char *want, const char *got, size_t len);
+
 /* Peer address as text for logs and ACLs ("1.2.3.4", "::1"); mapped IPv4
  * shown as IPv4. */
 void http_peer_text(const struct sockaddr *sa, char *out, size_t outsz);

@@ -268,3 +268,33 @@ int netacl_format(const struct netacl *acl, struct buf *out, struct err *err)
 	}
 	return 0;
 }
+
+int netacl_forwarded_for(const char *value, size_t len, struct sockaddr_storage *out)
+{
+	const char *end = value + len, *last = value;
+	for (const char *c = value; c < end; c++)
+		if (*c == ',')
+			last = c + 1;
+	while (last < end && (*last == ' ' || *last == '\t'))
+		last++;
+	size_t n = (size_t)(end - last);
+	while (n && (last[n - 1] == ' ' || last[n - 1] == '\t'))
+		n--;
+	char ip[INET6_ADDRSTRLEN];
+	if (n == 0 || n >= sizeof ip)
+		return -1;
+	memcpy(ip, last, n);
+	ip[n] = '\0';
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
+		v4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
+		v6->sin6_family = AF_INET6;
+	else
+		return -1;
+	*out = ss;
+	return 0;
+}

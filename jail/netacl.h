@@ -63,6 +63,11 @@ int netacl_parse(struct netacl *acl, const char *spec, struct err *err);
 bool netacl_allows(const struct netacl *acl, const struct sockaddr *sa);
 void netacl_free(struct netacl *acl);
 
+/* The last entry of an X-Forwarded-For value (the one the nearest proxy wrote: earlier ones
+ * are whatever the client claimed) as an address; value need not be NUL-terminated.
+ * Returns 0 with *out filled (port 0), or -1 when that entry is not an IP literal. */
+int netacl_forwarded_for(const char *value, size_t len, struct sockaddr_storage *out);
+
 /* Appends the entries, space-separated, as written (nothing for "allow all"). */
 int netacl_format(const struct netacl *acl, struct buf *out, struct err *err);
 

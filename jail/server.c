@@ -383,33 +383,8 @@ static const struct sockaddr *client_address(struct lws *wsi, const struct jail_
 		return (struct sockaddr *)ss;
 	char xff[512];
 	int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
-	if (n <= 0)
-		return (struct sockaddr *)ss;
-	const char *last = strrchr(xff, ',');
-	last = last ? last + 1 : xff;
-	while (*last == ' ' || *last == '\t')
-		last++;
-	char ip[64];
-	size_t len = strcspn(last, " \t");
-	if (len == 0 || len >= sizeof ip)
-		return (struct sockaddr *)ss;
-	memcpy(ip, last, len);
-	ip[len] = '\0';
-	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-	struct in_addr a4;
-	struct in6_addr a6;
-	if (inet_pton(AF_INET, ip, &a4) == 1) {
-		memset(ss, 0, sizeof *ss);
-		v4->sin_family = AF_INET;
-		v4->sin_addr = a4;
-	} else if (inet_pton(AF_INET6, ip, &a6) == 1) {
-		memset(ss, 0, sizeof *ss);
-		v6->sin6_family = AF_INET6;
-		v6->sin6_addr = a6;
-	} else {
+	if (n > 0 && netacl_forwarded_for(xff, (size_t)n, ss) < 0)
 		log_warn("X-Forwarded-For from a trusted proxy is not an address: ignored");
-	}
 	return (struct sockaddr *)ss;
 }
 

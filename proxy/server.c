@@ -689,43 +689,10 @@ static bool trusted(struct proxy *p, const struct sockaddr_storage *ss)
 static void forwarded_client(struct front *f)
 {
 	const struct httphead_field *x = httphead_get(&f->head, "X-Forwarded-For");
-	if (!x || !trusted(f->p, &f->peer))
+	if (!x || !trusted(f->p, &f->peer) ||
+	    netacl_forwarded_for(x->value, x->value_len, &f->client) < 0)
 		return;
-	const char *v = x->value, *end = v + x->value_len, *last = v;
-	for (const char *c = v; c < end; c++)
-		if (*c == ',')
-			last = c + 1;
-	while (last < end && (*last == ' ' || *last == '\t'))
-		last++;
-	char ip[64];
-	size_t n = (size_t)(end - last);
-	while (n && (last[n - 1] == ' ' || last[n - 1] == '\t'))
-		n--;
-	if (n == 0 || n >= sizeof ip)
-		return;
-	memcpy(ip, last, n);
-	ip[n] = '\0';
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof ss);
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
-		v4->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
-		v6->sin6_family = AF_INET6;
-	else
-		return;
-	f->client = ss;
-	http_peer_text((struct sockaddr *)&ss, f->peer_text, sizeof f->peer_text);
-}
-
-static bool urlpath_matches(const char *want, const char *got, size_t gl)
-{
-	size_t wl = strlen(want);
-	unsigned char diff = gl != wl;
-	for (size_t i = 0; i < wl; i++)
-		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? got[i] : 0);
-	return diff == 0;
+	http_peer_text((struct sockaddr *)&f->client, f->peer_text, sizeof f->peer_text);
 }
 
 /* The head is complete: answer, tunnel, or read an RPC body. */
@@ -778,7 +745,7 @@ static void head_done(struct front *f)
 	}
 	if (!netacl_allows(&p->cfg->task_only_from, (struct sockaddr *)&f->client))
 		return reply_error(f, 400, "Client not allowed");
-	if (!urlpath_matches(p->cfg->urlpath, h->target, plen))
+	if (!http_urlpath_matches(p->cfg->urlpath, h->target, plen))
 		return reply_error(f, 404, "http request URL path not found");
 	if (h->chunked)
 		return reply_error(f, 501, "Not Implemented");

@@ -345,6 +345,40 @@ static void test_format(void **state)
 	netacl_free(&acl);
 }
 
+static void test_forwarded_for(void **state)
+{
+	(void)state;
+	struct sockaddr_storage ss;
+	char text[64];
+	static const struct {
+		const char *v, *want;
+	} ok[] = {
+	    {"10.9.9.9", "10.9.9.9"},
+	    {"192.0.2.1, 10.9.9.9", "10.9.9.9"},
+	    {"192.0.2.1,10.9.9.9  ", "10.9.9.9"},
+	    {"spoofed, 2001:db8::7", "2001:db8::7"},
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		memset(&ss, 0xab, sizeof ss);
+		assert_int_equal(netacl_forwarded_for(ok[i].v, strlen(ok[i].v), &ss), 0);
+		const void *a = ss.ss_family == AF_INET
+				    ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+				    : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		assert_non_null(inet_ntop(ss.ss_family, a, text, sizeof text));
+		assert_string_equal(text, ok[i].want);
+	}
+	/* Only the last entry counts: a good earlier one never rescues a bad last one. */
+	static const char *const bad[] = {
+	    "", " ", "10.9.9.9, ", "10.9.9.9, host.example", "10.9.9.9, 10.1.1.1:80", "x"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(netacl_forwarded_for(bad[i], strlen(bad[i]), &ss), -1);
+	/* Not NUL-terminated: the length bounds it. */
+	assert_int_equal(netacl_forwarded_for("10.0.0.1, 10.0.0.2XYZ", 18, &ss), 0);
+	assert_non_null(
+	    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, text, sizeof text));
+	assert_string_equal(text, "10.0.0.2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +398,7 @@ int main(void)
 	    cmocka_unit_test(test_free_twice_and_null_spec),
 	    cmocka_unit_test(test_too_many_entries),
 	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_forwarded_for),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
