@@ -245,7 +245,7 @@ int envcheck_cert_load(const char *cert_file, const char *key_file, struct envch
 	if (!c)
 		return err_set(err, ENOMEM, "SSL_CTX_new failed");
 	int r = 0;
-	/* the calls the server makes (server_check_tls_files), so that ok here means it starts */
+	/* the calls the server makes (tls_files_check), so that ok here means it starts */
 	if (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1) {
 		r = err_set(err, EINVAL, "cannot load certificate %s: %s", cert_file, ssl_reason());
 	} else if (SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1) {

@@ -21,6 +21,7 @@
 #include "sandbox/envcheck_ctr.h"
 #include "sandbox/sandbox.h"
 #include "server.h"
+#include "tlsfiles.h"
 
 #define DEFAULT_CONFIG "/etc/vplcell/vpl-jail.conf"
 
@@ -150,7 +151,7 @@ int main(int argc, char **argv)
 			fwrite(b.data, 1, b.len, stdout);
 		buf_free(&b);
 		if (j.cfg.secure_port &&
-		    server_check_tls_files(j.cfg.ssl_cert_file, j.cfg.ssl_key_file, &e) < 0) {
+		    tls_files_check(j.cfg.ssl_cert_file, j.cfg.ssl_key_file, &e) < 0) {
 			fprintf(stderr, "vpl-jail: %s\n", e.msg);
 			jail_config_free(&j.cfg);
 			return 1;
@@ -168,8 +169,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* Configuration problems first, before anything is started. */
-	if (j.cfg.secure_port &&
-	    server_check_tls_files(j.cfg.ssl_cert_file, j.cfg.ssl_key_file, &e) < 0) {
+	if (j.cfg.secure_port && tls_files_check(j.cfg.ssl_cert_file, j.cfg.ssl_key_file, &e) < 0) {
 		log_err("SECURE_PORT %d: %s", j.cfg.secure_port, e.msg);
 		task_table_free(j.tasks);
 		jail_config_free(&j.cfg);

@@ -17,6 +17,7 @@
 #include "netacl.h"
 #include "secretfile.h"
 #include "tasks.h"
+#include "tlsfiles.h"
 #include "ws.h"
 
 #define WRITE_CHUNK (64 * 1024)
@@ -87,22 +88,6 @@ static void on_signal(int sig)
 		g_stop = 1;
 	if (g_ctx)
 		lws_cancel_service(g_ctx);
-}
-
-int server_check_tls_files(const char *cert, const char *key, struct err *err)
-{
-	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
-	if (!c)
-		return err_set(err, ENOMEM, "SSL_CTX_new failed");
-	int r = 0;
-	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1)
-		r = err_set(err, EINVAL, "cannot load certificate %s", cert);
-	else if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1)
-		r = err_set(err, EINVAL, "cannot load private key %s", key);
-	else if (SSL_CTX_check_private_key(c) != 1)
-		r = err_set(err, EINVAL, "private key %s does not match certificate %s", key, cert);
-	SSL_CTX_free(c);
-	return r;
 }
 
 static void conn_free(struct conn *c)
@@ -779,8 +764,7 @@ static struct lws_vhost *make_vhost(struct server *s, const char *name, int port
 struct server *server_new(struct jail *j, struct err *err)
 {
 	const struct jail_config *cfg = &j->cfg;
-	if (cfg->secure_port &&
-	    server_check_tls_files(cfg->ssl_cert_file, cfg->ssl_key_file, err) < 0) {
+	if (cfg->secure_port && tls_files_check(cfg->ssl_cert_file, cfg->ssl_key_file, err) < 0) {
 		err_wrap(err, "SECURE_PORT %d", cfg->secure_port);
 		return NULL;
 	}
@@ -834,7 +818,7 @@ static void reload_tls(struct server *s)
 	struct err e;
 	if (!s->secure)
 		return;
-	if (server_check_tls_files(cfg->ssl_cert_file, cfg->ssl_key_file, &e) < 0) {
+	if (tls_files_check(cfg->ssl_cert_file, cfg->ssl_key_file, &e) < 0) {
 		log_err("SIGHUP: keeping the current certificate: %s", e.msg);
 		return;
 	}

@@ -27,8 +27,4 @@ int server_run(struct server *s);
 void server_stop(struct server *s);
 void server_free(struct server *s);
 
-/* Checks that cert and key load and belong together (used at start-up and
- * before every reload, so a bad file never replaces a good one). */
-int server_check_tls_files(const char *cert, const char *key, struct err *err);
-
 #endif

@@ -23,6 +23,7 @@
 #include "rpc.h"
 #include "rpc_call.h"
 #include "rpc_result.h"
+#include "tlsfiles.h"
 #include "workers.h"
 #include "wsframe.h"
 
@@ -1225,7 +1226,8 @@ struct proxy *proxy_new(const struct proxy_config *cfg, struct err *err)
 	}
 	if (cfg->port && !(p->plain = listen_on(p, "http", cfg->port, false, err)))
 		goto fail;
-	if (cfg->secure_port && !(p->secure = listen_on(p, "https", cfg->secure_port, true, err)))
+	if (cfg->secure_port && (tls_files_check(cfg->ssl_cert_file, cfg->ssl_key_file, err) < 0 ||
+				 !(p->secure = listen_on(p, "https", cfg->secure_port, true, err))))
 		goto fail;
 	struct lws_context_creation_info bi;
 	memset(&bi, 0, sizeof bi);
@@ -1259,14 +1261,9 @@ static void reload_tls(struct proxy *p)
 	if (!p->secure)
 		return;
 	/* A pair that does not load or match keeps the current one. */
-	SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
-	bool ok = probe && SSL_CTX_use_certificate_chain_file(probe, cfg->ssl_cert_file) == 1 &&
-		  SSL_CTX_use_PrivateKey_file(probe, cfg->ssl_key_file, SSL_FILETYPE_PEM) == 1 &&
-		  SSL_CTX_check_private_key(probe) == 1;
-	SSL_CTX_free(probe);
-	if (!ok) {
-		log_err("SIGHUP: keeping the current certificate: %s and %s do not load or match",
-			cfg->ssl_cert_file, cfg->ssl_key_file);
+	struct err e;
+	if (tls_files_check(cfg->ssl_cert_file, cfg->ssl_key_file, &e) < 0) {
+		log_err("SIGHUP: keeping the current certificate: %s", e.msg);
 		return;
 	}
 	lws_tls_cert_updated(p->ctx, cfg->ssl_cert_file, cfg->ssl_key_file, NULL, 0, NULL, 0);

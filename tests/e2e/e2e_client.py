@@ -26,7 +26,6 @@ CHECK is one of:
 The WebSockets go, as a browser's do, to the URL's host and the `secureport` of the `request`
 answer (checked to be E2E_SECUREPORT).
 Exit status 0 when the check passes; the reason on stdout otherwise."""
-import base64
 import http.client
 import json
 import os
@@ -40,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "interactive"))
 from wsclient import WsClient  # noqa: E402
+from rfb import Rfb, vnc_response  # noqa: E402
 
 PV = 2026012812
 HELLO_C = '#include <stdio.h>\nint main(void){ printf("Hello world\\n"); return 0; }\n'
@@ -168,34 +168,6 @@ def check_terminal(s):
         c.send("x", text="Ada\r")
         c.wait("x", lambda e: e["ev"] == "message" and "Hello, Ada!" in "".join(c.texts("x")))
         c.wait("m", is_msg("close:"))
-
-
-def vnc_response(password, challenge):
-    """VNC authentication: DES of the challenge keyed by the password with each byte's bits
-    mirrored (RFB 6.2.2)."""
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-    from cryptography.hazmat.primitives.ciphers import Cipher, modes
-    key = bytes(int(f"{b:08b}"[::-1], 2) for b in password.encode()[:8].ljust(8, b"\0"))
-    enc = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()
-    return enc.update(challenge) + enc.finalize()
-
-
-class Rfb:
-    """The client side of RFB over the execute socket's binary frames."""
-
-    def __init__(self, c, sid):
-        self.c, self.sid, self.buf = c, sid, b""
-
-    def read(self, n, timeout=60):
-        while len(self.buf) < n:
-            e = self.c.wait(self.sid, lambda e: e["ev"] in ("message", "close"), timeout)
-            assert e["ev"] == "message" and "b64" in e, e
-            self.buf += base64.b64decode(e["b64"])
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def write(self, data):
-        self.c.send(self.sid, b64=base64.b64encode(data).decode())
 
 
 def check_vnc(s):

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "protocol"))
 sys.path.insert(0, HERE)
 from harness import Jail, Suite, containerd_start, containerd_stop, http  # noqa: E402
 from wsclient import WsClient  # noqa: E402
+from rfb import Rfb, vnc_response  # noqa: E402
 import fixture  # noqa: E402
 
 S = Suite("vnc")
@@ -48,36 +49,6 @@ def url(ticket, what):
 
 def is_msg(prefix):
     return lambda e: e["ev"] == "message" and e.get("text", "").startswith(prefix)
-
-
-def vnc_response(password, challenge):
-    """VNC authentication: DES of the challenge keyed by the password with each
-    byte's bits mirrored (RFB 6.2.2)."""
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-    from cryptography.hazmat.primitives.ciphers import Cipher, modes
-    key = bytes(int(f"{b:08b}"[::-1], 2) for b in password.encode()[:8].ljust(8, b"\0"))
-    enc = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()
-    return enc.update(challenge) + enc.finalize()
-
-
-class Rfb:
-    """The client side of RFB over the execute socket's binary frames."""
-
-    def __init__(self, c, sid):
-        self.c, self.sid, self.buf = c, sid, b""
-
-    def read(self, n, timeout=60):
-        import base64
-        while len(self.buf) < n:
-            e = self.c.wait(self.sid, lambda e: e["ev"] in ("message", "close"), timeout)
-            assert e["ev"] == "message" and "b64" in e, e
-            self.buf += base64.b64decode(e["b64"])
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def write(self, data):
-        import base64
-        self.c.send(self.sid, b64=base64.b64encode(data).decode())
 
 
 def test_vnc_desktop():
