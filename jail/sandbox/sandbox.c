@@ -1542,14 +1542,20 @@ static void on_client_fd(void *arg, int fd, unsigned events)
  * a call whose reply we never saw (containerd stalled past the deadline and
  * did it later), or left by a run that could not finish its cleanup. Every
  * SWEEP_MS the worker lists its containers and removes such orphans:
- * kill, delete the task, remove the snapshot, delete the container. Each
- * step tolerates "not found"; a step that fails is retried by a later sweep.
+ * kill, wait for the task to exit, delete the task, remove the snapshot,
+ * delete the container. "Not found" is fine at every step. A task that will
+ * not go (its delete fails) keeps its container, so the next sweep finds it
+ * and tries again: deleting the container first would leave a stopped task
+ * and its shim that no sweep could ever see (seen when a Swarm replica was
+ * killed and a sibling removed its containers).
  */
 struct orphan {
 	struct sandbox *sb;
 	char id[128];
 	int step;
 };
+
+#define ORPHAN_WAIT_MS 5000
 
 static void orphan_next(void *arg, const struct ctr_status *st);
 
@@ -1564,24 +1570,43 @@ static void orphan_next(void *arg, const struct ctr_status *st)
 	struct sandbox *sb = o->sb;
 	struct err e;
 	int rc = -1;
+	bool failed = st && st->code != CTR_OK && st->code != CTR_NOT_FOUND;
+	/* The step before the container's: a task that is still there stops us. */
+	if (o->step == 3 && failed) {
+		log_info("sandbox: orphan %s: task not deleted yet (%s); next sweep", o->id,
+			 st->details);
+		o->step = 99;
+	}
 	switch (sb->closing ? 99 : o->step++) {
 	case 0:
 		rc = ctr_task_kill(sb->client, o->id, NULL, SIGKILL, true, CALL_MS, orphan_next, o,
 				   &e);
 		break;
 	case 1:
-		rc = ctr_task_delete(sb->client, o->id, CALL_MS, orphan_exit_cb, o, &e);
+		/* Killed, not yet gone: a delete now would be refused. No task: nothing to wait. */
+		if (st && st->code == CTR_NOT_FOUND) {
+			rc = ctr_snapshot_remove(sb->client, CTR_SNAPSHOTTER_DEFAULT, o->id,
+						 CALL_MS, orphan_next, o, &e);
+			o->step = 4; /* the reply comes from the loop, after this */
+			break;
+		}
+		rc = ctr_task_wait(sb->client, o->id, NULL, ORPHAN_WAIT_MS, orphan_exit_cb, o, &e);
 		break;
 	case 2:
+		rc = ctr_task_delete(sb->client, o->id, CALL_MS, orphan_exit_cb, o, &e);
+		break;
+	case 3:
 		rc = ctr_snapshot_remove(sb->client, CTR_SNAPSHOTTER_DEFAULT, o->id, CALL_MS,
 					 orphan_next, o, &e);
 		break;
-	case 3:
+	case 4:
 		rc = ctr_container_delete(sb->client, o->id, CALL_MS, orphan_next, o, &e);
 		break;
-	default:
+	case 5:
 		if (st && st->code == CTR_OK)
 			log_info("sandbox: removed orphan container %s", o->id);
+		break;
+	default:
 		break;
 	}
 	if (rc == 0)

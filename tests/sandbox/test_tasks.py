@@ -367,18 +367,29 @@ def test_orphans_removed_only_when_their_worker_is_gone():
         for owner, cid in ((W1, f"vplcell-{W1}-orphan"), (W9, f"vplcell-{W9}-left"),
                            (W3, f"vplcell-{W3}-alive"), (W2, f"vplcell-{W2}-unknown")):
             subprocess.run(base + ["--label", f"vplcell.worker={owner}", img, cid], check=True)
+        # an orphan whose task still runs: killed, waited for, its task deleted before the
+        # container (else a stopped task and its shim stay where no sweep can see them)
+        subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"], "run", "-d",
+                        "--label", f"vplcell.worker={W1}", img, f"vplcell-{W1}-running",
+                        "sleep", "600"], check=True, capture_output=True)
+        gone = {f"vplcell-{W1}-orphan", f"vplcell-{W9}-left", f"vplcell-{W1}-running"}
         deadline = time.time() + 30
-        while time.time() < deadline and ({f"vplcell-{W1}-orphan", f"vplcell-{W9}-left"} &
-                                           set(containers())):
+        while time.time() < deadline and gone & set(containers()):
             time.sleep(0.2)
         left = containers()
+        tasks_left = subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"],
+                                     "tasks", "ls", "-q"], capture_output=True, text=True).stdout
     finally:
         for cid in (f"vplcell-{W3}-alive", f"vplcell-{W2}-unknown", f"vplcell-{W1}-orphan",
-                    f"vplcell-{W9}-left"):
-            subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"],
-                            "containers", "rm", cid], capture_output=True)
+                    f"vplcell-{W9}-left", f"vplcell-{W1}-running"):
+            for what in (["tasks", "kill", "-s", "SIGKILL", cid], ["tasks", "rm", "-f", cid],
+                         ["containers", "rm", cid]):
+                subprocess.run(["ctr", "-a", ENV["CTR_SOCKET"], "-n", ENV["CTR_NAMESPACE"]] +
+                               what, capture_output=True)
         live.close()
     assert f"vplcell-{W1}-orphan" not in left and f"vplcell-{W9}-left" not in left, left
+    assert f"vplcell-{W1}-running" not in left, left
+    assert f"vplcell-{W1}-running" not in tasks_left.split(), tasks_left
     assert f"vplcell-{W3}-alive" in left and f"vplcell-{W2}-unknown" in left, left
     log = J.read_log()
     assert f"removed orphan container vplcell-{W1}-orphan" in log
