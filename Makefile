@@ -38,7 +38,7 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 -include mk/*.mk
 
-.PHONY: all unit check check-asan fuzz bench clean format format-check deps install
+.PHONY: all unit check check-asan check-swarm check-manifests fuzz bench clean format format-check deps install
 all: $(BUILD)/vpl-jail
 
 $(BUILD)/obj/%.o: %.c
@@ -72,6 +72,13 @@ check: deps
 	$(MAKE) all unit
 	$(MAKE) SAN=1 all unit
 	tests/run-all.sh
+
+# One part alone: a real single-node Docker Swarm with conf/stack.yml; the Kubernetes
+# manifests rendered and schema-checked. Both are part of `make check`.
+check-swarm: deps all
+	tests/swarm/test_swarm.sh
+check-manifests: deps
+	tests/k8s/test_manifests.sh
 
 check-asan: deps
 	$(MAKE) SAN=1 all unit

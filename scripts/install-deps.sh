@@ -9,6 +9,8 @@
 # tests/e2e/test_deploy.sh, which runs its own instance in front of a deploy; when installed
 # here, it is neither started nor enabled at boot (it would take port 80), and the packages'
 # other daemons (containerd, docker-registry) are not started either: deploy.sh runs its own.
+# docker.io and docker-compose are for tests/swarm (its own dockerd, swarm and stack) and the
+# stack file's validation; the system Docker daemon is never started by us.
 set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format
@@ -17,7 +19,7 @@ openssl curl python3 iproute2 procps
 protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libgrpc-dev
 containerd runc busybox-static
 libcurl4-openssl-dev libarchive-dev docker-registry apache2-utils skopeo umoci
-chromium nginx"
+chromium nginx docker.io docker-compose"
 
 missing=""
 for p in $PKGS; do
@@ -47,12 +49,14 @@ fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-case " $missing " in
-*" nginx "*)
-	# installed now, for the tests only: not at boot either
-	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-		systemctl disable -q nginx >/dev/null 2>&1 || true
-	fi
-	update-rc.d nginx disable >/dev/null 2>&1 || true
-	;;
-esac
+for svc in nginx docker; do
+	case " $missing " in
+	*" $svc "* | *" $svc.io "*)
+		# installed now, for the tests only: not at boot either
+		if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+			systemctl disable -q "$svc" >/dev/null 2>&1 || true
+		fi
+		update-rc.d "$svc" disable >/dev/null 2>&1 || true
+		;;
+	esac
+done

@@ -66,6 +66,12 @@ suites() { # build dir
 		case "$t" in *multihost*) [ "$b" = build-asan ] || continue ;; esac
 		[ -x "$t" ] && run "$b proxy $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
+	# Docker Swarm and the Kubernetes manifests run the normal binaries (in an image):
+	# once, in the sanitizer pass, which otherwise ends first.
+	for t in tests/swarm/test_*.sh tests/k8s/test_*.sh; do
+		[ "$b" = build-asan ] && [ "$mode" != --asan-only ] || continue
+		[ -x "$t" ] && run "$b $(basename "$(dirname "$t")") $(basename "$t")" "$t"
+	done
 	# Installing and deploying use the normal build: one pass.
 	for t in tests/install/test_*.sh tests/e2e/test_*.sh; do
 		[ "$b" = "$first" ] || continue
