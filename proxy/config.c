@@ -188,7 +188,7 @@ static void defaults(struct proxy_config *c)
 	c->hsts_max_age = -1;
 	c->urlpath = strdup("/");
 	c->request_max_size = 128 * MiB;
-	c->max_conns_per_ip = 256;
+	c->max_conns_per_ip = 4096; /* a school NAT: hundreds of students, two sockets each */
 	c->health_interval_ms = 1000;
 	c->dns_interval_ms = 5000;
 	c->log_level = 6;

@@ -43,7 +43,7 @@ struct proxy_config {
 	struct netacl trusted_proxies; /* TRUSTED_PROXIES: nginx & co in front; empty = none */
 	long long request_max_size;    /* REQUEST_MAX_SIZE bytes; 128 MiB */
 	int fail2ban;		       /* FAIL2BAN, as vpl-jail's; 0 = off */
-	int max_conns_per_ip;	       /* MAX_CONNECTIONS_PER_IP; 256 */
+	int max_conns_per_ip;	       /* MAX_CONNECTIONS_PER_IP; 4096 */
 	char *certbot_webroot_path;    /* CERTBOT_WEBROOT_PATH; NULL = off */
 
 	/* Workers. */

@@ -422,6 +422,37 @@ def test_oversized_and_malformed():
     assert P.rpc("available", {"maxmemory": 1})["status"] == "ready"
 
 
+def test_connections_per_address_capped():
+    """MAX_CONNECTIONS_PER_IP: the fourth open connection of one address is closed at once,
+    the others still work, and a slot freed is a slot to use."""
+    q = Proxy([addr(w) for w in WORKERS], SEC, MAX_CONNECTIONS_PER_IP=3)
+    held = []
+    try:
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", q.port), timeout=5)
+            s.sendall(b"GET /OK HTTP/1.1\r\nHost: x\r\n")  # head not finished: held open
+            held.append(s)
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", q.port), timeout=5)
+        try:
+            extra.sendall(b"GET /OK HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = extra.recv(100)
+        except OSError:
+            got = b""
+        extra.close()
+        assert got == b"", got
+        assert "more than 3 connections from one address" in q.read_log()
+        held[0].sendall(b"\r\n")
+        assert Response(recv_all(held[0])).status == 200
+        held.pop(0).close()
+        time.sleep(0.3)
+        assert http(q.port, "GET", "/OK").status == 200
+    finally:
+        for s in held:
+            s.close()
+        q.stop()
+
+
 def test_trusted_front_proxy_forwards_client():
     """nginx in front (TRUSTED_PROXIES): its X-Forwarded-For is the client for
     TASK_ONLY_FROM and reaches the worker; from anyone else the header means nothing."""
@@ -605,7 +636,8 @@ def main():
                  test_web_app_through_proxy, test_two_proxies_share_nothing,
                  test_tls_versions_and_garbage,
                  test_sighup_reloads_certificate_with_live_connection,
-                 test_oversized_and_malformed, test_trusted_front_proxy_forwards_client,
+                 test_oversized_and_malformed, test_connections_per_address_capped,
+                 test_trusted_front_proxy_forwards_client,
                  test_workers_refuse_direct_access,
                  test_metrics_counted, test_worker_added_by_dns, test_worker_drains_on_sigterm,
                  test_worker_killed_mid_run]
