@@ -17,6 +17,7 @@
  * Output: "ok"/"FAIL" lines, "time STEP MS" lines, and a last line "ctr_smoke: N passed, M failed".
  * Exit status 0 iff nothing failed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -52,6 +53,40 @@ static int npass, nfail;
 static const char *NS, *SOCK, *TDIR, *IMAGE, *RUNC_BIN;
 static char runc_root[512];
 static char fifo_dir[512];
+
+/* Waits (up to ms) until every thread of pid is in the stopped state ('T' in /proc). */
+static void wait_stopped(pid_t pid, int ms)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+	for (int waited = 0; waited < ms; waited += 5) {
+		DIR *d = opendir(dir);
+		if (!d)
+			return;
+		bool all = true;
+		struct dirent *de;
+		while (all && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char path[128], buf[256];
+			snprintf(path, sizeof path, "%s/%s/stat", dir, de->d_name);
+			FILE *f = fopen(path, "r");
+			if (!f)
+				continue;
+			size_t n = fread(buf, 1, sizeof buf - 1, f);
+			fclose(f);
+			buf[n] = '\0';
+			const char *close_paren = strrchr(buf, ')');
+			if (close_paren && close_paren[1] == ' ' && close_paren[2] != 'T' &&
+			    close_paren[2] != 't')
+				all = false;
+		}
+		closedir(d);
+		if (all)
+			return;
+		usleep(5000);
+	}
+}
 
 static double now_ms(void)
 {
@@ -820,6 +855,9 @@ static void scenario(struct ctr_client *c, struct ctr_sub *sub)
 		snprintf(pidpath, sizeof pidpath, "%s/containerd.pid", TDIR);
 		long long pid = read_ll(pidpath);
 		if (pid > 1 && kill((pid_t)pid, SIGSTOP) == 0) {
+			/* kill() returns before every thread has stopped: a thread busy on the
+			 * other core answered the call in CI. Wait until all are stopped. */
+			wait_stopped((pid_t)pid, 2000);
 			res_start(&r);
 			gap_reset();
 			rc = ctr_version(c, 300, on_str, &r, &e);
