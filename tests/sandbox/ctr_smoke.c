@@ -68,7 +68,7 @@ static void wait_stopped(pid_t pid, int ms)
 		while (all && (de = readdir(d))) {
 			if (de->d_name[0] == '.')
 				continue;
-			char path[128], buf[256];
+			char path[384], buf[256];
 			snprintf(path, sizeof path, "%s/%s/stat", dir, de->d_name);
 			FILE *f = fopen(path, "r");
 			if (!f)
