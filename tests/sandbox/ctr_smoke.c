@@ -943,7 +943,10 @@ static void scenario(struct ctr_client *c, struct ctr_sub *sub)
 
 	/* ---- events seen through the subscription ---- */
 	double te = now_ms();
-	while (now_ms() - te < 2000 && !find_event("/tasks/exit", Cbox.id, Cbox.id))
+	/* The OOM event comes from the shim's cgroup watch, and may trail the exit event on a
+	 * loaded machine (seen in CI): wait for both. */
+	while (now_ms() - te < 5000 && !(find_event("/tasks/exit", Cbox.id, Cbox.id) &&
+					 find_event("/tasks/oom", Cbox.id, NULL)))
 		loop_once();
 	const struct evrec *x;
 	x = find_event("/tasks/exit", A.id, A.id);
