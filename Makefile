@@ -104,6 +104,12 @@ bench: all
 	python3 bench/proxy.py
 	RUNTIME=crun python3 bench/c_eval.py || echo "crun: not usable on this host (see docs/performance.md)"
 
+# Exam-scale load (issue 9): 50 then 500 students through vpl-proxy over 3 worker hosts
+# (network namespaces, real containerd); 6-7 minutes, so not part of `make bench`.
+.PHONY: bench-exam
+bench-exam: all
+	VPL_BUILD=$(BUILD) python3 bench/exam.py
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 format-check:
