@@ -245,6 +245,14 @@ def pct(xs, p):
 
 # ---------------------------------------------------------------- /proc
 
+def worker_pids(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid] + [int(x) for x in f.read().split()]
+    except OSError:
+        return [pid]
+
+
 def status_kb(pid, key):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -779,9 +787,11 @@ def snapshot(ctx):
     """Memory (kB) and CPU (s) of every component now."""
     s = {"workers": [], "proxy": {}, "ctd": {}, "shims": {}}
     for w in ctx.workers:
-        pid = w.proc.pid
-        s["workers"].append({"rss": status_kb(pid, "VmRSS:"), "hwm": status_kb(pid, "VmHWM:"),
-                             "pss": pss_kb(pid), "cpu": cpu_s(pid)})
+        # the keeper and, under privsep, its parser (docs/security.md): one worker
+        ps = worker_pids(w.proc.pid)
+        s["workers"].append({"rss": sum(status_kb(p, "VmRSS:") for p in ps),
+                             "hwm": sum(status_kb(p, "VmHWM:") for p in ps),
+                             "pss": sum(pss_kb(p) for p in ps), "cpu": sum(cpu_s(p) for p in ps)})
     pid = ctx.proxy.proc.pid
     s["proxy"] = {"rss": status_kb(pid, "VmRSS:"), "hwm": status_kb(pid, "VmHWM:"),
                   "pss": pss_kb(pid), "cpu": cpu_s(pid)}

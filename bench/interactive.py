@@ -197,10 +197,20 @@ def cgroup_mem(d):
     return usage, st, pids
 
 
+def worker_pids(pid):
+    """The worker's processes: the keeper and, under privsep, its parser (docs/security.md)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid] + [int(x) for x in f.read().split()]
+    except OSError:
+        return [pid]
+
+
 def snapshot(j, sock, worker, ctd_pid):
     """Everything measured at one moment (kB)."""
     sp = shims(sock)
-    s = {"worker_rss": status_kb(j.proc.pid), "worker_pss": pss_kb(j.proc.pid),
+    wp = worker_pids(j.proc.pid)
+    s = {"worker_rss": sum(status_kb(p) for p in wp), "worker_pss": sum(pss_kb(p) for p in wp),
          "shims": len(sp), "shim_rss": sum(status_kb(p) for p in sp),
          "shim_pss": sum(pss_kb(p) for p in sp),
          "ctd_rss": status_kb(ctd_pid) if ctd_pid else 0,

@@ -28,6 +28,8 @@ extern char **environ;
 #define DEFAULT_REG    "127.0.0.1:5000"
 #define DEFAULT_HELPER "/usr/libexec/vplcell/vplhelper"
 #define DEFAULT_STATE  "/run/vplcell"
+/* No account needed: a uid no Debian range hands out, outside the prisoners' (docs/security.md) */
+#define DEFAULT_PRIVSEP_USER "99999"
 #define MiB	       (1024LL * 1024)
 
 enum key_type {
@@ -85,6 +87,10 @@ static const struct key keys[] = {
     {"MAX_TASKS", T_INT, F(max_tasks), 1, 100000, NULL, false},
     {"TASK_TTL_EXTRA", T_LLINT, F(task_ttl_extra), 0, 86400, NULL, false},
     {"SHUTDOWN_GRACE", T_INT, F(shutdown_grace), 0, 86400, NULL, false},
+    {"MIN_FREE_DISK", T_SIZE, F(min_free_disk), 0, LLONG_MAX, NULL, false},
+    {"PRIVSEP", T_BOOL, F(privsep), 0, 1, NULL, false},
+    {"PRIVSEP_USER", T_STR, F(privsep_user), 0, 0, DEFAULT_PRIVSEP_USER, false},
+    {"START_CONCURRENCY", T_INT, F(start_concurrency), 0, 4096, NULL, false},
     {"CONTAINERD_SOCKET", T_OPTSTR, F(containerd_socket), 0, 0, DEFAULT_CTRD, true},
     {"CONTAINERD_NAMESPACE", T_STR, F(containerd_namespace), 0, 0, DEFAULT_NS, false},
     {"RUNTIME", T_STR, F(runtime), 0, 0, DEFAULT_RT, false},
@@ -92,6 +98,7 @@ static const struct key keys[] = {
     {"HELPER_PATH", T_STR, F(helper_path), 0, 0, DEFAULT_HELPER, true},
     {"STATE_DIR", T_STR, F(state_dir), 0, 0, DEFAULT_STATE, true},
     {"PRISONER_UID", T_INT, F(prisoner_uid), 1000, 2147483647, NULL, false},
+    {"PRISONER_UIDS", T_INT, F(prisoner_uids), 1, 1048576, NULL, false},
     {"TASK_CPU_PERCENT", T_INT, F(task_cpu_percent), 1, 100000, NULL, false},
     {"WORKDIR_SIZE", T_SIZE, F(workdir_size), 1 * MiB, LLONG_MAX, NULL, false},
     {"TMP_SIZE", T_SIZE, F(tmp_size), 1 * MiB, LLONG_MAX, NULL, false},
@@ -273,13 +280,21 @@ void jail_config_defaults(struct jail_config *c)
 	c->max_tasks = 100;
 	c->task_ttl_extra = 30;
 	c->shutdown_grace = 60;
+	c->privsep = 1;
+	c->privsep_user = strdup(DEFAULT_PRIVSEP_USER);
+	c->start_concurrency = 0;
+	c->min_free_disk = 256 * MiB;
 	c->containerd_socket = strdup(DEFAULT_CTRD);
 	c->containerd_namespace = strdup(DEFAULT_NS);
 	c->runtime = strdup(DEFAULT_RT);
 	c->default_image = strdup(DEFAULT_IMAGE);
 	c->helper_path = strdup(DEFAULT_HELPER);
 	c->state_dir = strdup(DEFAULT_STATE);
-	c->prisoner_uid = 10001;
+	/* 70000..89999: above Debian's UID_MAX (60000) and 65534/65535, below the subordinate
+	 * uids useradd hands out (SUB_UID_MIN 100000) and systemd's container ranges (524288):
+	 * no host account or rootless container shares them (docs/security.md). */
+	c->prisoner_uid = 70000;
+	c->prisoner_uids = 20000;
 	c->task_cpu_percent = 100;
 	c->workdir_size = 256 * MiB;
 	c->tmp_size = 64 * MiB;
@@ -404,6 +419,21 @@ static int check_config(const struct jail_config *c, const char *where, struct e
 			       where);
 	if (c->port == c->secure_port)
 		return err_set(err, EINVAL, "%s: PORT and SECURE_PORT are both %d", where, c->port);
+	/* One uid per task container (sandbox/uidpool.h): the range must be real uids. */
+	long long last_uid = (long long)c->prisoner_uid + c->prisoner_uids - 1;
+	if (last_uid > 2147483647)
+		return err_set(err, EINVAL, "%s: PRISONER_UID + PRISONER_UIDS - 1 = %lld: past %d",
+			       where, last_uid, 2147483647);
+	if (c->prisoner_uid <= 65535 && last_uid >= 65534)
+		return err_set(err, EINVAL,
+			       "%s: PRISONER_UID..PRISONER_UID + PRISONER_UIDS - 1 (%d..%lld) "
+			       "includes 65534 (nobody) or 65535",
+			       where, c->prisoner_uid, last_uid);
+	/* The parser's uid (a number; names are looked up at start): never root, never a task's. */
+	char *end;
+	long long pu = strtoll(c->privsep_user, &end, 10);
+	if (*c->privsep_user && !*end && (pu <= 0 || (pu >= c->prisoner_uid && pu <= last_uid)))
+		return err_set(err, EINVAL, "%s: PRIVSEP_USER %lld is root or a task uid", where, pu);
 	return 0;
 }
 
@@ -412,6 +442,10 @@ static void warn_about(const struct jail_config *c, const char *path)
 	/* (URLPATH sent in clear over PORT is main's warning, at startup only.) */
 	if (strcmp(c->urlpath, DEFAULT_URL) == 0)
 		log_warn("URLPATH is not set: any client allowed by TASK_ONLY_FROM can run tasks");
+	if (c->prisoner_uids < c->max_tasks + c->pool_size)
+		log_warn("PRISONER_UIDS=%d is below MAX_TASKS + POOL_SIZE (%d): tasks will be "
+			 "refused while all task uids are in use",
+			 c->prisoner_uids, c->max_tasks + c->pool_size);
 	struct stat st;
 	if (path && stat(path, &st) == 0 && (st.st_mode & 077))
 		log_warn("%s is readable or writable by group or others; it holds URLPATH: "
@@ -425,7 +459,7 @@ int jail_config_load(struct jail_config *c, const char *path, struct err *err)
 	const char *where = path ? path : "configuration";
 	if (!c->urlpath || !c->ssl_cert_file || !c->ssl_key_file || !c->envpath || !c->drain_file ||
 	    !c->containerd_socket || !c->containerd_namespace || !c->runtime || !c->default_image ||
-	    !c->helper_path || !c->state_dir || !c->local_registry) {
+	    !c->helper_path || !c->state_dir || !c->local_registry || !c->privsep_user) {
 		err_sys(err, ENOMEM, "%s: allocating the defaults", where);
 		goto fail;
 	}

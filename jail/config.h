@@ -93,6 +93,10 @@ struct jail_config {
 	int max_tasks;		  /* MAX_TASKS, 1..100000; 100 */
 	long long task_ttl_extra; /* TASK_TTL_EXTRA, seconds, 0..86400; 30 */
 	int shutdown_grace;	  /* SHUTDOWN_GRACE, seconds tasks may finish after SIGTERM; 60 */
+	long long min_free_disk;  /* MIN_FREE_DISK bytes; below it new tasks get 503; 0 = off */
+	int privsep;		  /* PRIVSEP bool: parse the network in an unprivileged process; 1 */
+	char *privsep_user;	  /* PRIVSEP_USER name or uid of that process; "99999" */
+	int start_concurrency;	  /* START_CONCURRENCY: containers made at once; 0 = 2 x CPUs */
 
 	/* The sandbox: where and how tasks run. */
 	char *containerd_socket;    /* CONTAINERD_SOCKET; NULL = no sandbox */
@@ -101,7 +105,8 @@ struct jail_config {
 	char *default_image;	    /* DEFAULT_IMAGE; "minivpl" (in LOCAL_REGISTRY) */
 	char *helper_path;	    /* HELPER_PATH, absolute; /usr/libexec/vplcell/vplhelper */
 	char *state_dir;	    /* STATE_DIR, absolute: per-task FIFOs; /run/vplcell */
-	int prisoner_uid;	    /* PRISONER_UID (= gid) tasks run as; 10001 */
+	int prisoner_uid;	    /* PRISONER_UID: first task uid (= gid); 70000 */
+	int prisoner_uids;	    /* PRISONER_UIDS: how many task uids; 20000 */
 	int task_cpu_percent;	    /* TASK_CPU_PERCENT: CPU quota per task, 100 = one core */
 	long long workdir_size;	    /* WORKDIR_SIZE: tmpfs of the work dir; 256 MiB */
 	long long tmp_size;	    /* TMP_SIZE: tmpfs /tmp; 64 MiB */

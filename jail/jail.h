@@ -57,6 +57,13 @@ struct jail {
 	/* SIGTERM with tasks alive: `available` says offline, new tasks get 503, the rest
 	 * runs to its end (at most SHUTDOWN_GRACE seconds). */
 	bool draining;
+	/* Privsep (privsep.h): DRAIN_FILE as the keeper sees it (the parser is chrooted), and
+	 * signals come from the keeper, not the kernel. */
+	bool drain_file_present;
+	/* Non-empty: why new tasks cannot start now (no task uid free, containerd unreachable):
+	 * `request` gets 503 with it, `available` says busy. Set from the keeper's K_HEALTH. */
+	char start_blocked[160];
+	bool signals_from_keeper;
 	/* Where tasks run. NULL when no sandbox is configured: then
 	 * `request` accepts tasks but says plainly that nothing ran. Called
 	 * through a pointer so the protocol core (and its unit tests and
@@ -91,6 +98,9 @@ struct jail {
 	int (*update_task)(void *sandbox, struct task *t, struct task_files *files,
 			   void (*done)(void *arg, int ok), void *arg, struct err *err);
 	struct jail_defer *defer;
+	/* Whether an unknown admin ticket is one of a task this worker lost when it restarted
+	 * (ticketlog.h); each is said once. NULL: never known. */
+	bool (*ticket_lost)(void *sandbox, const char *ticket, size_t len);
 	/* What the task waits for before compiling (an image pull), for the
 	 * monitor: false when nothing to say. */
 	bool (*task_progress)(void *sandbox, struct task *t, char *out, size_t n);

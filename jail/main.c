@@ -7,10 +7,18 @@
  *   vpl-jail --version
  *   vpl-jail [-f FILE] image list|pull|import|rm ...   (images/image_cli.h)
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "images/image_cli.h"
@@ -18,6 +26,9 @@
 #include "jail.h"
 #include "jail_metrics.h"
 #include "log.h"
+#include "privsep_drop.h"
+#include "privsep_keeper.h"
+#include "privsep_parser.h"
 #include "sandbox/envcheck_ctr.h"
 #include "sandbox/sandbox.h"
 #include "server.h"
@@ -84,6 +95,159 @@ static int update_task(void *sandbox, struct task *t, struct task_files *files,
 static bool task_progress(void *sandbox, struct task *t, char *out, size_t n)
 {
 	return sandbox_task_progress(sandbox, t, out, n);
+}
+
+#ifdef VPLCELL_TEST_HOOKS
+/* tests/privsep/probe.c: what a compromised parser could reach (test builds only). */
+void privsep_probe(const struct jail_config *cfg);
+#endif
+
+static void on_tls(void *arg, const void *cert, size_t cert_len, const void *key, size_t key_len)
+{
+	struct err e;
+	if (server_tls_reload_mem(arg, cert, cert_len, key, key_len, &e) < 0)
+		log_err("SIGHUP: keeping the current certificate: %s", e.msg);
+	else
+		log_info("SIGHUP: certificate reloaded");
+}
+
+static void on_term(void *arg)
+{
+	server_signal(arg, SIGTERM);
+}
+
+static void on_keeper_gone(void *arg, const char *why)
+{
+	log_err("privsep: %s: stopping", why);
+	server_stop(arg);
+}
+
+/* The parser process (privsep.h): sockets and protocol, then privileges dropped. Returns the
+ * exit status. */
+static int parser_main(struct jail *j, int fd, uid_t uid, gid_t gid, const char *root, pid_t keeper)
+{
+	struct err e;
+	struct psp *psp = NULL;
+	struct server *s = NULL;
+	int rc = 1;
+	j->signals_from_keeper = true;
+	if (!(j->ev = evloop_new(&e)) || !(psp = psp_install(j, fd, &e))) {
+		log_err("privsep: %s", e.msg);
+		goto out;
+	}
+	if (j->cfg.fail2ban > 0 && !(j->f2b = f2b_new(j->cfg.fail2ban))) {
+		log_err("out of memory");
+		goto out;
+	}
+	if (psp_wait_ready(psp) < 0)
+		goto out; /* the keeper said why */
+	if (jail_metrics_init(j, &e) < 0 || !(s = server_new(j, &e))) {
+		log_err("%s", e.msg);
+		goto out;
+	}
+	if (privsep_drop(uid, gid, root, keeper, &e) < 0) {
+		log_err("privsep: %s", e.msg);
+		goto out;
+	}
+	if (j->cfg.certbot_webroot_path) {
+		/* the webroot is our root now */
+		free(j->cfg.certbot_webroot_path);
+		j->cfg.certbot_webroot_path = strdup("");
+	}
+	log_info("privsep: network parser runs as uid %u in %s, own network namespace",
+		 (unsigned)uid, root);
+#ifdef VPLCELL_TEST_HOOKS
+	privsep_probe(&j->cfg);
+#endif
+	struct psp_control ctl = {on_tls, on_term, on_keeper_gone, s};
+	psp_on_control(psp, &ctl);
+	rc = server_run(s);
+out:
+	/* The keeper stops every run when we are gone: nothing to release one by one. */
+	task_table_set_release(j->tasks, NULL, NULL);
+	server_free(s);
+	jail_metrics_free(j);
+	f2b_free(j->f2b);
+	task_table_free(j->tasks);
+	psp_free(psp);
+	evloop_free(j->ev);
+	jail_config_free(&j->cfg);
+	return rc;
+}
+
+/* Splits the worker in two (privsep.h). Returns the exit status. */
+static int run_privsep(struct jail *j)
+{
+	struct err e;
+	uid_t uid;
+	gid_t gid;
+	char root[4096];
+	if (privsep_resolve_user(j->cfg.privsep_user, &uid, &gid, &e) < 0 ||
+	    (j->cfg.certbot_webroot_path
+		 ? snprintf(root, sizeof root, "%s", j->cfg.certbot_webroot_path) < 0
+		 : privsep_empty_root(j->cfg.state_dir, root, sizeof root, &e) < 0)) {
+		log_err("privsep: %s", e.msg);
+		return 1;
+	}
+	if ((long long)uid >= j->cfg.prisoner_uid &&
+	    (long long)uid < (long long)j->cfg.prisoner_uid + j->cfg.prisoner_uids) {
+		log_err("privsep: PRIVSEP_USER %s (uid %u) is in the PRISONER_UID range",
+			j->cfg.privsep_user, (unsigned)uid);
+		return 1;
+	}
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_err("privsep: socketpair: %m");
+		return 1;
+	}
+	pid_t keeper = getpid();
+	/* The parser gets a pid namespace of its own (it can then signal no process but itself:
+	 * not another worker's parser, which has the same uid). Its parent must stay in ours, so
+	 * two forks: the first unshares and forks the parser, tells us its pid and exits; the
+	 * parser is then reparented to us (child subreaper). Plain fork()s, before grpc_init()
+	 * (in the keeper's sandbox_new): grpc forbids fork after it. */
+	int pp[2];
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || pipe2(pp, O_CLOEXEC) < 0) {
+		log_err("privsep: %m");
+		return 1;
+	}
+	pid_t mid = fork();
+	if (mid < 0) {
+		log_err("privsep: fork: %m");
+		return 1;
+	}
+	if (mid == 0) {
+		close(sv[0]);
+		close(pp[0]);
+		if (unshare(CLONE_NEWPID) < 0) {
+			log_err("privsep: unshare(CLONE_NEWPID): %m");
+			_exit(1);
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(pp[1]);
+			_exit(parser_main(j, sv[1], uid, gid, root, keeper));
+		}
+		_exit(pid > 0 && write(pp[1], &pid, sizeof pid) == (ssize_t)sizeof pid ? 0 : 1);
+	}
+	close(pp[1]);
+	pid_t pid = -1;
+	int st;
+	if (read(pp[0], &pid, sizeof pid) != (ssize_t)sizeof pid)
+		pid = -1;
+	close(pp[0]);
+	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (pid <= 0) {
+		log_err("privsep: the parser process could not be started");
+		close(sv[0]);
+		close(sv[1]);
+		return 1;
+	}
+	close(sv[1]);
+	task_table_free(j->tasks); /* the parser's: the keeper keeps mirrors of its own */
+	j->tasks = NULL;
+	return keeper_run(&j->cfg, sv[0], pid);
 }
 
 static void usage(FILE *f)
@@ -174,6 +338,14 @@ int main(int argc, char **argv)
 		task_table_free(j.tasks);
 		jail_config_free(&j.cfg);
 		return 1;
+	}
+	if (j.cfg.containerd_socket && j.cfg.privsep) {
+		if (geteuid() == 0) {
+			int rc = run_privsep(&j);
+			jail_config_free(&j.cfg);
+			return rc;
+		}
+		log_warn("PRIVSEP: not root, so nothing to separate: one process");
 	}
 	struct sandbox *sb = NULL;
 	if (j.cfg.containerd_socket) {

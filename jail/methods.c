@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "diskguard.h"
 #include "filename.h"
 #include "log.h"
 
@@ -15,6 +16,9 @@
 	"vpl-jail: this execution server has no sandbox configured; nothing was compiled or "      \
 	"run.\n"
 #define NO_OUTPUT_TEXT "The compilation process did not generate an executable nor error message."
+#define LOST_TEXT                                                                                  \
+	"vpl-jail: the execution server restarted while this task ran, and the task was lost. "    \
+	"Please run it again.\n"
 
 /* Where the task's files live inside its container (the sandbox issue fixes
  * the layout; the plugin only shows this path to the user). */
@@ -67,6 +71,36 @@ struct task_limits methods_clamp_limits(const struct jail_config *cfg,
 	return l;
 }
 
+/* The disk guard (diskguard.h) of this worker process. It lives here, set up at the first
+ * question, because methods are where tasks are admitted; it is redone when asked for another
+ * jail or configuration (unit tests and fuzzers make many). Single-threaded like the rest. */
+static struct diskguard disk_guard;
+static const struct jail *disk_guard_owner;
+static long long disk_guard_min;
+static char disk_guard_state[PATH_MAX];
+
+static struct diskguard *guard_of(struct jail *j)
+{
+	const char *state = j->cfg.state_dir ? j->cfg.state_dir : "";
+	if (disk_guard_owner != j || disk_guard_min != j->cfg.min_free_disk ||
+	    strcmp(disk_guard_state, state) != 0) {
+		struct err e;
+		if (diskguard_setup(&disk_guard, &j->cfg, &e) < 0) {
+			log_warn("%s: free disk space is not checked", e.msg);
+			diskguard_init(&disk_guard, 0);
+		}
+		disk_guard_owner = j;
+		disk_guard_min = j->cfg.min_free_disk;
+		snprintf(disk_guard_state, sizeof disk_guard_state, "%s", state);
+	}
+	return &disk_guard;
+}
+
+struct diskguard *methods_diskguard(struct jail *j)
+{
+	return guard_of(j);
+}
+
 static void do_available(struct jail *j, const struct rpc_request *req, struct methods_result *res)
 {
 	struct err e;
@@ -74,10 +108,13 @@ static void do_available(struct jail *j, const struct rpc_request *req, struct m
 	if (rpc_get_int(req, "maxmemory", &want, &e) < 0)
 		return fail(res, 400, "%s", e.msg);
 	const char *status = "ready";
-	if (j->draining || (j->cfg.drain_file && access(j->cfg.drain_file, F_OK) == 0))
+	if (j->draining || j->drain_file_present ||
+	    (j->cfg.drain_file && access(j->cfg.drain_file, F_OK) == 0))
 		status = "offline";
 	else if (task_count(j->tasks) >= task_max(j->tasks))
 		status = "busy";
+	else if (j->start_blocked[0] || diskguard_low(guard_of(j), j->now_ms(), NULL, 0))
+		status = "busy"; /* the plugin and vpl-proxy then pick another server */
 	add_str(res, "status", status, strlen(status));
 	add_int(res, "load", task_count(j->tasks));
 	add_int(res, "maxtime", j->cfg.max_time);
@@ -108,6 +145,14 @@ static void do_request(struct jail *j, const struct rpc_request *req, bool direc
 	struct err e;
 	if (j->draining)
 		return fail(res, 503, "Server shutting down");
+	/* A full disk: refuse at once with a clear answer (503, as when full of tasks, so
+	 * vpl-proxy tries another worker); tasks already running are not touched. */
+	char why[160];
+	if (diskguard_refuse(guard_of(j), j->now_ms(), why, sizeof why))
+		return fail(res, 503, "%s", why);
+	/* No task uid free, containerd unreachable (the keeper says so: privsep_keeper.h). */
+	if (j->start_blocked[0])
+		return fail(res, 503, "%s", j->start_blocked);
 	if (check_limit_types(req, res) < 0)
 		return;
 	const char *script;
@@ -207,11 +252,32 @@ static struct task *admin_task(struct jail *j, const struct rpc_request *req,
 	return t;
 }
 
+/* getresult for a task this worker lost when it restarted (ticketlog.h): an answer the
+ * student can act on, instead of "Ticket not found". */
+static bool lost_result(struct jail *j, const struct rpc_request *req, struct methods_result *res)
+{
+	const char *ticket;
+	size_t len;
+	if (!j->ticket_lost || rpc_get_str(req, "adminticket", &ticket, &len, NULL) != 1 ||
+	    !ticket_format_ok(ticket, len) || !j->ticket_lost(j->sandbox, ticket, len))
+		return false;
+	log_info("getresult: a task lost when this worker restarted");
+	res->status = 200;
+	res->n = 0;
+	add_str(res, "compilation", LOST_TEXT, strlen(LOST_TEXT));
+	add_str(res, "execution", "", 0);
+	add_int(res, "executed", 0);
+	add_int(res, "interactive", 0);
+	return true;
+}
+
 static void do_getresult(struct jail *j, const struct rpc_request *req, struct methods_result *res)
 {
 	struct task *t = admin_task(j, req, res);
-	if (!t)
+	if (!t) {
+		lost_result(j, req, res);
 		return;
+	}
 	if (t->interactive)
 		return fail(res, 500, "Security: process in bad state");
 	if (task_is_running(t))

@@ -29,6 +29,11 @@ struct methods_result {
 void methods_call(struct jail *j, const struct rpc_request *req, struct methods_result *res);
 void methods_result_free(struct methods_result *res);
 
+/* The disk guard request/directrun/available consult (diskguard.h), set up from j->cfg at the
+ * first use. A process that cannot see the disks (the privsep parser) feeds it the verdict of
+ * one that can with diskguard_report(). */
+struct diskguard *methods_diskguard(struct jail *j);
+
 /* The limits a task gets: the request's, clamped to the server's maxima; a
  * missing or non-positive request means "the server's maximum". */
 struct task_limits methods_clamp_limits(const struct jail_config *cfg,

@@ -5,6 +5,9 @@
 #include <libwebsockets.h>
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -39,6 +42,7 @@ struct server {
 	struct jail *jail;
 	struct lws_context *ctx;
 	struct lws_vhost *plain, *secure;
+	SSL_CTX *secure_ctx; /* the TLS vhost's, for reloads from memory (privsep) */
 	lws_sorted_usec_list_t sweep;
 };
 
@@ -689,6 +693,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
 		/* user is the vhost's SSL_CTX: TLS 1.0 and 1.1 are off. */
 		SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
+		s->secure_ctx = user;
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		return 0;
@@ -826,12 +831,63 @@ static void reload_tls(struct server *s)
 	log_info("SIGHUP: certificate %s reloaded", cfg->ssl_cert_file);
 }
 
+/* Certificate chain and key from PEM in memory (the keeper read the files). */
+int server_tls_reload_mem(struct server *s, const void *cert, size_t cert_len, const void *key,
+			  size_t key_len, struct err *err)
+{
+	if (!s->secure_ctx)
+		return err_set(err, ENOENT, "no TLS listener");
+	int rc = -1;
+	X509 *leaf = NULL;
+	EVP_PKEY *pkey = NULL;
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	BIO *cb = BIO_new_mem_buf(cert, (int)cert_len), *kb = BIO_new_mem_buf(key, (int)key_len);
+	if (!chain || !cb || !kb || !(leaf = PEM_read_bio_X509(cb, NULL, NULL, NULL)) ||
+	    !(pkey = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL))) {
+		err_set(err, EINVAL, "the certificate or key does not parse");
+		goto out;
+	}
+	X509 *x;
+	while ((x = PEM_read_bio_X509(cb, NULL, NULL, NULL)))
+		if (!sk_X509_push(chain, x)) {
+			X509_free(x);
+			err_set(err, ENOMEM, "certificate chain");
+			goto out;
+		}
+	ERR_clear_error(); /* the end of the chain reads as an error */
+	if (!X509_check_private_key(leaf, pkey)) {
+		err_set(err, EINVAL, "the key does not match the certificate");
+		goto out;
+	}
+	if (SSL_CTX_use_certificate(s->secure_ctx, leaf) != 1 ||
+	    SSL_CTX_use_PrivateKey(s->secure_ctx, pkey) != 1 ||
+	    SSL_CTX_set1_chain(s->secure_ctx, chain) != 1) {
+		err_set(err, EIO, "OpenSSL refused the certificate");
+		goto out;
+	}
+	rc = 0;
+out:
+	X509_free(leaf);
+	EVP_PKEY_free(pkey);
+	sk_X509_pop_free(chain, X509_free);
+	BIO_free(cb);
+	BIO_free(kb);
+	return rc;
+}
+
+void server_signal(struct server *s, int sig)
+{
+	(void)s;
+	on_signal(sig);
+}
+
 int server_run(struct server *s)
 {
 	g_ctx = s->ctx;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
+	/* Under privsep the keeper gets the signals and tells us (server_signal). */
+	sa.sa_handler = s->jail->signals_from_keeper ? SIG_IGN : on_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

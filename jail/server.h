@@ -25,6 +25,12 @@ struct server *server_new(struct jail *j, struct err *err);
  * certificate and key after checking that they load and match. */
 int server_run(struct server *s);
 void server_stop(struct server *s);
+/* What a signal does, when the keeper received it (privsep): SIGTERM/SIGINT drain/stop. */
+void server_signal(struct server *s, int sig);
+/* Replaces the TLS listener's certificate chain and key with PEM read by the keeper; the
+ * current one stays on any error. New handshakes use the new one. */
+int server_tls_reload_mem(struct server *s, const void *cert, size_t cert_len, const void *key,
+			  size_t key_len, struct err *err);
 void server_free(struct server *s);
 
 #endif

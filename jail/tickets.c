@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <errno.h>
 #include <string.h>
 
@@ -41,4 +42,12 @@ bool ticket_equal(const char *stored, const char *given, size_t given_len)
 	if (given_len != strlen(stored))
 		return false;
 	return CRYPTO_memcmp(stored, given, given_len) == 0;
+}
+
+void ticket_digest(const char *ticket, size_t len, unsigned char out[TICKET_DIGEST_LEN])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)ticket, len, md);
+	memcpy(out, md, TICKET_DIGEST_LEN);
+	OPENSSL_cleanse(md, sizeof md);
 }

@@ -25,6 +25,11 @@ int ticket_generate(char out[TICKET_LEN + 1], struct err *err);
 /* The reference's format check: 1..TICKET_MAX_LEN ASCII digits. */
 bool ticket_format_ok(const char *s, size_t len);
 
+/* A digest of a ticket that says nothing about it (SHA-256, first 16 bytes): what may be
+ * kept on disk or sent between processes to recognise a ticket later (ticketlog.h). */
+#define TICKET_DIGEST_LEN 16
+void ticket_digest(const char *ticket, size_t len, unsigned char out[TICKET_DIGEST_LEN]);
+
 /* Constant-time comparison of a stored ticket with untrusted input. */
 bool ticket_equal(const char *stored, const char *given, size_t given_len);
 

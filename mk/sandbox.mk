@@ -1,7 +1,7 @@
 # mk/sandbox.mk - task-container pieces, included by the Makefile:
 #   $(BUILD)/vplhelper      the static in-container helper (jail/helper/vplhelper.c)
-#   $(BUILD)/libsandbox.a   OCI spec + seccomp profile + file stream (jail/sandbox/{oci_spec,
-#                           seccomp,filestream}.c; jansson)
+#   $(BUILD)/libsandbox.a   OCI spec + seccomp profile + file stream + task uids (jail/sandbox/{oci_spec,
+#                           seccomp,filestream,uidpool}.c; jansson)
 #   $(BUILD)/tests/test_sandbox_*   cmocka tests (tests/sandbox/unit_*.c), run by tests/run-all.sh
 #
 # The helper runs inside teachers' images, so it is linked statically (static-pie: ASLR kept)
@@ -12,7 +12,8 @@
 
 all: sandbox
 
-SANDBOX_SRCS      := jail/sandbox/oci_spec.c jail/sandbox/seccomp.c jail/sandbox/filestream.c
+SANDBOX_SRCS      := jail/sandbox/oci_spec.c jail/sandbox/seccomp.c jail/sandbox/filestream.c \
+	jail/sandbox/uidpool.c
 SANDBOX_OBJS      := $(SANDBOX_SRCS:%.c=$(BUILD)/obj/%.o)
 SANDBOX_TEST_SRCS := $(wildcard tests/sandbox/unit_*.c)
 SANDBOX_TEST_OBJS := $(SANDBOX_TEST_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -79,6 +79,7 @@ struct front {
 	struct back *back;
 	enum kind kind;
 	int64_t deadline_ms, start_ms;
+	int64_t body_end_ms; /* F_BODY: the whole body by then, however it trickles */
 	/* RPC */
 	struct rpc_request rq;
 	bool have_rq, new_task, routed, rerouted;
@@ -759,6 +760,9 @@ static void head_done(struct front *f)
 	f->body_off = h->head_len;
 	f->in.max = h->head_len + (size_t)h->content_length;
 	f->deadline_ms = now_ms() + PROXY_BODY_IDLE_S * 1000;
+	/* A byte every few seconds never trips the idle limit: bound the whole body too, or a
+	 * slow client holds the connection for as long as its Content-Length allows. */
+	f->body_end_ms = now_ms() + (PROXY_BODY_BASE_S + h->content_length / (1 << 20)) * 1000;
 	if (h->expect_continue) {
 		struct err e;
 		buf_puts(&f->out, "HTTP/1.1 100 Continue\r\n\r\n", &e);
@@ -788,6 +792,8 @@ static void front_rx(struct front *f, const char *in, size_t len)
 	}
 	case F_BODY:
 		f->deadline_ms = now_ms() + PROXY_BODY_IDLE_S * 1000;
+		if (f->deadline_ms > f->body_end_ms)
+			f->deadline_ms = f->body_end_ms;
 		if (buf_append(&f->in, in, len, &e) < 0)
 			return reply_error(f, 413, "http Request size too large");
 		if (f->in.len - f->body_off >= (size_t)f->head.content_length)

@@ -30,6 +30,7 @@
 #define PROXY_RESPONSE_MAX     (256LL * 1024 * 1024)
 #define PROXY_HEAD_S	       10  /* a request head must arrive within this */
 #define PROXY_BODY_IDLE_S      6   /* a body may not stall longer (as vpl-jail) */
+#define PROXY_BODY_BASE_S      60  /* nor take longer than this + 1 s per MiB (as vpl-jail) */
 #define PROXY_WAIT_S	       120 /* a worker's RPC answer (update waits up to 15 s) */
 #define PROXY_CONNECT_S	       5   /* a TLS handshake, a connect to a worker */
 #define WORKER_KEEPALIVE_S     15

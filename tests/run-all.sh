@@ -66,6 +66,16 @@ suites() { # build dir
 		case "$t" in *multihost*) [ "$b" = build-asan ] || continue ;; esac
 		[ -x "$t" ] && run "$b proxy $(basename "$t")" env VPL_BUILD="$b" "$t"
 	done
+	# Privilege separation: the parser's drop, probed from inside (both passes: ~1 minute).
+	for t in tests/privsep/test_*.py; do
+		[ -x "$t" ] && run "$b privsep $(basename "$t")" env VPL_BUILD="$b" "$t"
+	done
+	# Faults under load (containerd, registry, a worker killed, a full disk, slow clients):
+	# once, under the sanitizers, like the namespaces test (~3 minutes).
+	for t in tests/faults/test_*.py; do
+		[ "$b" = build-asan ] || continue
+		[ -x "$t" ] && run "$b faults $(basename "$t")" env VPL_BUILD="$b" "$t"
+	done
 	# Docker Swarm and the Kubernetes manifests run the normal binaries (in an image):
 	# once, in the sanitizer pass, which otherwise ends first.
 	for t in tests/swarm/test_*.sh tests/k8s/test_*.sh; do

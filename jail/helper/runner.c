@@ -136,9 +136,10 @@ static void program_limits(long long cpu, long long fsize, long long nproc)
 	setrlimit(RLIMIT_CPU, &rl);
 	rl.rlim_cur = rl.rlim_max = (rlim_t)fsize;
 	setrlimit(RLIMIT_FSIZE, &rl);
-	/* No RLIMIT_NPROC: it counts every process of the uid on the whole host,
-	 * so with many tasks under one uid it would fail forks of tasks far below
-	 * their own limit. The pids cgroup limits each task (maxprocesses). */
+	/* No RLIMIT_NPROC: it counts every process of the uid on the host, and
+	 * the container's uid (its own: uidpool.h) also runs this helper and the
+	 * relays, so it would not be the student's exact count. The pids cgroup
+	 * limits each task (maxprocesses, +1 for the helper). */
 	(void)nproc;
 	rl.rlim_cur = rl.rlim_max = 0;
 	setrlimit(RLIMIT_CORE, &rl);

@@ -4,7 +4,8 @@
  * the teacher's image. The worker bind-mounts it read-only at /.vplcell/vplhelper.
  *
  *   vplhelper init
- *     The container's PID 1, running as the prisoner with no capabilities. It
+ *     The container's PID 1, running as the prisoner - the container's own uid = gid, which
+ *     no other live container on the host has (jail/sandbox/uidpool.h) - with no capabilities. It
  *       0. makes itself non-dumpable, so student processes (same uid) cannot open its
  *          /proc/1/fd entries or /proc/1/mem;
  *       1. reaps every child forever (orphans of student programs re-parent to it) and exits 0

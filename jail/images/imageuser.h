@@ -1,7 +1,10 @@
 /*
  * imageuser.h - an activity's USER= looked up in its image's /etc/passwd, blocking.
  *
- * vplbdx.cfg may say USER=<name>: the task then runs as that user of the image. The worker must
+ * vplbdx.cfg may say USER=<name>: the task then runs under that user's name (USER, LOGNAME), but
+ * with its container's own uid/gid, not the image's (jail/sandbox/uidpool.h: no two live task
+ * containers share a host uid, and two tasks of one activity would share the image's). The
+ * lookup decides whether USER= is acceptable at all. The worker must
  * find the user's uid/gid without ever opening a host path (an unpacked rootfs can hold symlinks
  * that point at host files), so image_user_lookup() reads /etc/passwd out of the image's layers
  * as containerd's content store holds them: the manifest (through the image record's target; for

@@ -1248,6 +1248,12 @@ int ctr_client_dispatch(struct ctr_client *c)
 	return n;
 }
 
+bool ctr_client_reachable(struct ctr_client *c)
+{
+	grpc_connectivity_state st = grpc_channel_check_connectivity_state(c->ch, 0);
+	return st != GRPC_CHANNEL_TRANSIENT_FAILURE && st != GRPC_CHANNEL_SHUTDOWN;
+}
+
 void ctr_client_free(struct ctr_client *c)
 {
 	if (!c)

@@ -42,6 +42,8 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include <stdbool.h>
+
 #include "err.h"
 
 /* grpc status codes (same values as grpc_status_code; repeated so users need no grpc header). */
@@ -86,6 +88,9 @@ struct ctr_client *ctr_client_new(const char *socket, const char *ns, const char
  * runs the pending callbacks (CANCELLED or their real status) on the caller's thread, joins the
  * thread and frees everything, including subscriptions. NULL is a no-op. */
 void ctr_client_free(struct ctr_client *c);
+/* False while the channel to containerd is failing (containerd stopped, its socket gone):
+ * grpc's connectivity state, without starting a connection attempt. */
+bool ctr_client_reachable(struct ctr_client *c);
 
 /* Pollable fd (eventfd, POLLIN when callbacks are ready). Owned by the client: do not close. */
 int ctr_client_fd(const struct ctr_client *c);

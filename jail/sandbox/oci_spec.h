@@ -30,8 +30,8 @@
  * noNewPrivileges, rlimits CPU = maxtime (soft = hard, seconds), FSIZE = maxfilesize (bytes),
  * NOFILE 1024, CORE 0, NPROC = maxprocesses. lim.maxmemory is not used there (the container's
  * cgroup holds it). NOTE: RLIMIT_NPROC counts all processes of the uid on the whole host (no
- * user namespace), so tasks sharing one prisoner uid share that count: give concurrent tasks
- * distinct uids, or keep maxprocesses well above what one task needs and rely on the pids cgroup.
+ * user namespace): the worker gives every container a uid of its own (uidpool.h), so the count
+ * is the container's, its helper included.
  *
  * Validation: every function checks its input and fails with EINVAL and a message naming the
  * field: NULL or relative paths, a container id outside [A-Za-z0-9._-] (1..76 bytes, starting
@@ -76,7 +76,7 @@ struct oci_limits {
 struct oci_container_opts {
 	const char *id;		   /* container id, also the last element of cgroupsPath */
 	const char *cgroup_parent; /* absolute, e.g. "/vplcell" */
-	unsigned uid, gid;	   /* the prisoner; never 0 */
+	unsigned uid, gid;	   /* the container's own (uidpool.h); never 0 */
 	const char *helper_path;   /* host path of the static vplhelper binary */
 	const char *io_dir;	   /* host path of the task's FIFO directory */
 	long long workdir_size, tmp_size, shm_size; /* tmpfs sizes, bytes */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "puller.h"
 #include "registry.h"
 #include "tickets.h"
+#include "uidpool.h"
 #include "vplbdx.h"
 
 #define CALL_MS	       10000 /* deadline of an ordinary containerd call */
@@ -37,7 +39,7 @@
 #define SWEEP_MS       5000	     /* how often this worker looks for its orphans */
 #define EXEC_WAIT_MS   (60 * 1000)   /* compiled: the browser must open the terminal by then */
 #define EXEC_INPUT_MAX (1024 * 1024) /* keystrokes waiting for the program */
-#define WEB_RELAYS     3	     /* proxied connections at once (the helper runs 4 phases) */
+#define WEB_RELAYS     SANDBOX_WEB_RELAYS
 #define WEB_INPUT_MAX  (1024 * 1024) /* request bytes waiting for the relay */
 #define WEB_ADDR_MS    500	     /* web: ask for .vpl_localserveraddress that often */
 #define WEB_ADDR_TRIES 20	     /* ... that many times */
@@ -120,9 +122,11 @@ struct run {
 	char image[320];	  /* containerd name of the task's image */
 	unsigned long long seq;	  /* the run's number (in its id) */
 	struct shim_group *group; /* joined at container create, left when cleanup starts */
-	char user[33];		  /* USER= of vplbdx.cfg ("" = the prisoner) */
-	bool user_known;	  /* r->uid/gid say who it is */
-	unsigned uid, gid;	  /* the task's processes and FIFOs */
+	char user[33];		  /* USER= of vplbdx.cfg ("" = the prisoner): a name only */
+	bool user_known;	  /* USER= was found in the image */
+	unsigned uid, gid;	  /* the container's own (uidpool.h): its processes and FIFOs */
+	bool has_uid;		  /* uid is held from sb->uids */
+	bool uid_doubt;		  /* the container may outlive the run: keep the uid claimed */
 	char chain[160];
 	bool chain_logged;	 /* the "image ... rootfs" line was written */
 	struct image_source src; /* where a pull gets it */
@@ -198,10 +202,11 @@ struct sandbox {
 	struct shim_group *cur_group; /* new containers join it while it has room */
 	unsigned long long group_seq;
 	struct ev_timer *sweep;
-	unsigned orphans; /* orphan removals in flight */
-	bool closing;	  /* the client is being freed: start no new call */
-	bool stopping;	  /* shutting down: no new pool container */
-	int lock_fd;	  /* STATE_DIR/<worker>.lock, flock'ed while we live */
+	unsigned orphans;     /* orphan removals in flight */
+	bool closing;	      /* the client is being freed: start no new call */
+	bool stopping;	      /* shutting down: no new pool container */
+	int lock_fd;	      /* STATE_DIR/<worker>.lock, flock'ed while we live */
+	struct uidpool *uids; /* one host uid per container, claims in STATE_DIR/uids */
 };
 
 static void advance(struct run *r);
@@ -353,6 +358,23 @@ static void fail_run(struct run *r, const char *fmt, ...)
 		cleanup_next(r);
 }
 
+/* The run's container is deleted (every process of it gone): its uid may serve another. When
+ * that is not certain (a cleanup step failed, a call's outcome is unknown), the claim stays and
+ * the sweep frees it once containerd lists no container with that uid (claim_live). */
+static void run_uid_return(struct run *r)
+{
+	if (!r->has_uid)
+		return;
+	r->has_uid = false;
+	if (r->uid_doubt || r->sb->closing) {
+		uidpool_abandon(r->sb->uids, r->uid);
+		log_debug("task %llu: uid %u kept claimed until its container is known gone",
+			  r->task_id, r->uid);
+	} else {
+		uidpool_release(r->sb->uids, r->uid);
+	}
+}
+
 static void maybe_free(struct run *r)
 {
 	if (r->step != ST_GONE || r->pending > 0)
@@ -365,6 +387,7 @@ static void maybe_free(struct run *r)
 		}
 	sb->live--;
 	shim_group_leave(sb, &r->group);
+	run_uid_return(r);
 	ev_timer_cancel(r->kill_retry);
 	buf_free(&r->probe);
 	free(r);
@@ -483,8 +506,13 @@ static void on_pulled(void *arg, const char *chain, const char *msg)
 	maybe_free(r);
 }
 
-/* USER= of vplbdx.cfg: its uid/gid from the image's /etc/passwd (read from the content
- * store by the puller, never from a path), then the FIFOs made for the prisoner change hands. */
+/*
+ * USER= of vplbdx.cfg: the user must exist in the image's /etc/passwd (read from the content
+ * store by the puller, never from a path) and be neither root nor of root's group. The task
+ * then runs with USER and LOGNAME set to that name, but with the container's OWN uid/gid
+ * (uidpool.h), not the image's: two tasks of one activity would otherwise share a host uid.
+ * Files of the image that only the image's user may read stay unreadable to the task.
+ */
 static void on_user(void *arg, const char *ids, const char *msg)
 {
 	struct run *r = arg;
@@ -493,20 +521,10 @@ static void on_user(void *arg, const char *ids, const char *msg)
 	if (!ids || sscanf(ids, "%u:%u", &uid, &gid) != 2 || uid == 0 || gid == 0) {
 		fail_run(r, "vpl-jail: vplbdx.cfg: USER=%s: %s", r->user, ids ? "bad ids" : msg);
 	} else {
-		r->uid = uid;
-		r->gid = gid;
 		r->user_known = true;
-		char p[PATH_MAX];
-		bool ok = true;
-		for (const char *const *f = (const char *const[]){"files", "ctl", NULL}; *f; f++)
-			if (snprintf(p, sizeof p, "%s/%s", r->dir, *f) < (int)sizeof p &&
-			    lchown(p, uid, gid) < 0)
-				ok = false;
-		if (!ok)
-			fail_run(r, "vpl-jail: cannot hand the task's channels to USER=%s",
-				 r->user);
-		else
-			advance(r);
+		log_debug("task %llu: USER=%s (image uid %u) runs as uid %u", r->task_id, r->user,
+			  uid, r->uid);
+		advance(r);
 	}
 	maybe_free(r);
 }
@@ -568,8 +586,10 @@ static bool outcome_unknown(const struct ctr_status *st)
 static void on_container(void *arg, const struct ctr_status *st)
 {
 	struct run *r = arg;
-	if (outcome_unknown(st))
+	if (outcome_unknown(st)) {
 		r->container_created = true;
+		r->uid_doubt = true; /* containerd may make it after our delete */
+	}
 	if (callback_enter(r, true)) {
 		if (st->code != CTR_OK) {
 			run_log_fail(r, "container create", st);
@@ -605,6 +625,8 @@ static void on_task_created(void *arg, const struct ctr_status *st, uint32_t pid
 	struct run *r = arg;
 	if (st->code == CTR_OK || outcome_unknown(st))
 		r->task_created = true;
+	if (outcome_unknown(st))
+		r->uid_doubt = true; /* a task we never saw may run as the uid */
 	if (st->code == CTR_OK && r->group)
 		r->group->ready = true;
 	if (callback_enter(r, true)) {
@@ -623,6 +645,8 @@ static void on_task_started(void *arg, const struct ctr_status *st, uint32_t pid
 	struct run *r = arg;
 	if (st->code == CTR_OK || outcome_unknown(st))
 		r->task_started = true;
+	if (outcome_unknown(st))
+		r->uid_doubt = true;
 	if (callback_enter(r, true)) {
 		if (st->code != CTR_OK) {
 			run_log_fail(r, "task start", st);
@@ -1207,9 +1231,12 @@ static void setup_step(struct run *r)
 			fail_run(r, "vpl-jail: %s", e.msg);
 			return;
 		}
-		char tid[32];
+		char tid[32], uid[16];
 		snprintf(tid, sizeof tid, "%llu", r->task_id);
-		const char *labels[] = {"vplcell.worker", sb->worker, "vplcell.task", tid, NULL};
+		snprintf(uid, sizeof uid, "%u", r->uid);
+		/* vplcell.uid: the sweep frees a uid claim only when no container carries it. */
+		const char *labels[] = {
+		    "vplcell.worker", sb->worker, "vplcell.task", tid, "vplcell.uid", uid, NULL};
 		struct ctr_container_spec cs = {.id = r->id,
 						.image = r->image,
 						.rt = rt,
@@ -1404,8 +1431,10 @@ static void on_cleanup_done(void *arg, const struct ctr_status *st)
 	struct run *r = arg;
 	r->pending--;
 	r->seq_busy = false;
-	if (st->code != CTR_OK && st->code != CTR_NOT_FOUND)
+	if (st->code != CTR_OK && st->code != CTR_NOT_FOUND) {
 		run_log_fail(r, "cleanup step", st);
+		r->uid_doubt = true; /* the container may still be there */
+	}
 	cleanup_next(r);
 	maybe_free(r);
 }
@@ -1492,6 +1521,7 @@ static void cleanup_next(struct run *r)
 	if (rc < 0) {
 		r->pending--;
 		r->seq_busy = false;
+		r->uid_doubt = true;
 		log_err("task %llu: cleanup of %s stopped: %s", r->task_id, r->id, e.msg);
 	}
 	ctr_mounts_free(r->mounts);
@@ -1658,6 +1688,31 @@ static const char *label_of(const Containerd__Services__Containers__V1__Containe
 	return NULL;
 }
 
+/* What the sweep's list says about uid claims that no run of ours holds (uidpool_reap). */
+struct claim_view {
+	struct sandbox *sb;
+	const Containerd__Services__Containers__V1__ListContainersResponse *lr;
+};
+
+static bool claim_live(void *arg, const char *owner, unsigned uid)
+{
+	struct claim_view *v = arg;
+	char want[16];
+	snprintf(want, sizeof want, "%u", uid);
+	for (size_t i = 0; i < v->lr->n_containers; i++) {
+		const char *u = label_of(v->lr->containers[i], "vplcell.uid");
+		if (u && strcmp(u, want) == 0)
+			return true; /* a container still has it, whoever's it is */
+	}
+	if (!owner[0])
+		return true; /* being written by its maker this very moment: not ours to judge */
+	if (strcmp(owner, v->sb->worker) == 0)
+		return false; /* ours, not held: abandoned or a previous life's, and no container */
+	/* A live sibling's claim may precede its container: only a gone owner's is stale (a gone
+	 * worker makes no new container). */
+	return !owner_gone(v->sb, owner);
+}
+
 static void on_listed(void *arg, const struct ctr_status *st, ProtobufCMessage *reply)
 {
 	struct sandbox *sb = arg;
@@ -1665,6 +1720,10 @@ static void on_listed(void *arg, const struct ctr_status *st, ProtobufCMessage *
 		return;
 	const Containerd__Services__Containers__V1__ListContainersResponse *lr =
 	    (const void *)reply;
+	struct claim_view view = {.sb = sb, .lr = lr};
+	unsigned freed = uidpool_reap(sb->uids, claim_live, &view);
+	if (freed)
+		log_info("sandbox: %u task uid claims freed (their containers are gone)", freed);
 	for (size_t i = 0; i < lr->n_containers; i++) {
 		const char *id = lr->containers[i]->id;
 		const char *owner = label_of(lr->containers[i], "vplcell.worker");
@@ -1754,6 +1813,29 @@ static int sandbox_images_init(struct sandbox *sb, const struct jail_config *cfg
 	return 0;
 }
 
+/* A task uid that is also a host account's would let a task that got out of its container
+ * act as that account. The local passwd file is read once, without NSS (no directory service
+ * is asked); a worker in a container sees its own /etc/passwd, not the node's. */
+static void warn_host_accounts(const struct jail_config *cfg)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	if (!f)
+		return;
+	unsigned long long first = (unsigned long long)cfg->prisoner_uid;
+	unsigned long long last = first + (unsigned long long)cfg->prisoner_uids - 1;
+	struct passwd *pw;
+	for (int n = 0; n < 1000000 && (pw = fgetpwent(f)); n++)
+		if (pw->pw_uid >= first && pw->pw_uid <= last) {
+			char name[64];
+			log_sanitize(name, sizeof name, pw->pw_name, strlen(pw->pw_name));
+			log_warn(
+			    "sandbox: task uids %llu..%llu (PRISONER_UID, PRISONER_UIDS) include "
+			    "the host account %s (uid %u): choose a range no account uses",
+			    first, last, name, (unsigned)pw->pw_uid);
+		}
+	fclose(f);
+}
+
 struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, struct err *err)
 {
 	if (access(cfg->helper_path, X_OK) < 0) {
@@ -1804,8 +1886,23 @@ struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, st
 		free(sb);
 		return NULL;
 	}
+	/* Claims in STATE_DIR/uids: workers sharing STATE_DIR (Swarm replicas) never give one
+	 * uid to two containers; others need disjoint PRISONER_UID ranges (uidpool.h). */
+	char claims[PATH_MAX];
+	snprintf(claims, sizeof claims, "%s/uids", cfg->state_dir);
+	sb->uids = uidpool_new((unsigned)cfg->prisoner_uid, (unsigned)cfg->prisoner_uids, claims,
+			       sb->worker, err);
+	if (!sb->uids) {
+		err_wrap(err, "PRISONER_UID/PRISONER_UIDS");
+		rmdir(sb->dir);
+		close(sb->lock_fd);
+		free(sb);
+		return NULL;
+	}
+	warn_host_accounts(cfg);
 	sb->client = ctr_client_new(cfg->containerd_socket, cfg->containerd_namespace, NULL, err);
 	if (!sb->client) {
+		uidpool_free(sb->uids);
 		rmdir(sb->dir);
 		close(sb->lock_fd);
 		free(sb);
@@ -1814,6 +1911,7 @@ struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, st
 	sb->client_w = ev_watch_fd(ev, ctr_client_fd(sb->client), EV_READ, on_client_fd, sb, err);
 	if (!sb->client_w) {
 		ctr_client_free(sb->client);
+		uidpool_free(sb->uids);
 		rmdir(sb->dir);
 		close(sb->lock_fd);
 		free(sb);
@@ -1831,6 +1929,7 @@ struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, st
 		ctr_unsubscribe(sb->sub);
 		ev_unwatch(sb->client_w);
 		ctr_client_free(sb->client);
+		uidpool_free(sb->uids);
 		rmdir(sb->dir);
 		close(sb->lock_fd);
 		free(sb);
@@ -1861,7 +1960,6 @@ static struct run *run_new(struct sandbox *sb, struct task *t, struct err *err)
 		w->out_fd = w->in_fd = -1;
 		snprintf(w->name, sizeof w->name, "web%c", 'a' + i);
 	}
-	r->uid = r->gid = (unsigned)sb->cfg->prisoner_uid;
 	++sb->seq;
 	r->seq = sb->seq;
 	if (snprintf(r->id, sizeof r->id, "vplcell-%s-%llu", sb->worker, sb->seq) >=
@@ -1871,27 +1969,41 @@ static struct run *run_new(struct sandbox *sb, struct task *t, struct err *err)
 		err_set(err, ENAMETOOLONG, "STATE_DIR or WORKER_ID too long");
 		return NULL;
 	}
+	/* The container's own uid, = its gid, for its whole life (a pooled one gets it now: its
+	 * helper already runs as it). Nothing exists yet, so a failure below just gives it back. */
+	if (uidpool_acquire(sb->uids, &r->uid, err) < 0) {
+		free(r);
+		return NULL;
+	}
+	r->gid = r->uid;
+	r->has_uid = true;
 	snprintf(r->image, sizeof r->image, "%s", sb->default_name);
 	r->src = sb->default_src;
 	buf_init(&r->probe, PROBE_MAX);
 	if (mkdir(r->dir, 0755) < 0) {
 		err_sys(err, errno, "creating %s", r->dir);
+		uidpool_release(sb->uids, r->uid);
 		free(r);
 		return NULL;
 	}
 	char files[PATH_MAX], ctl[PATH_MAX];
 	/* The worker holds the control FIFO read-write: commands wait in it
 	 * until the helper reads them, and it never sees a reader missing. */
-	if (fifo_make(r, "files", files, sizeof files, (uid_t)sb->cfg->prisoner_uid) < 0 ||
-	    fifo_make(r, "ctl", ctl, sizeof ctl, (uid_t)sb->cfg->prisoner_uid) < 0 ||
+	if (fifo_make(r, "files", files, sizeof files, (uid_t)r->uid) < 0 ||
+	    fifo_make(r, "ctl", ctl, sizeof ctl, (uid_t)r->uid) < 0 ||
 	    (r->ctl_fd = open(ctl, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
 		err_sys(err, errno, "creating the helper's channels");
 		unlink(files);
 		unlink(ctl);
 		rmdir(r->dir);
+		uidpool_release(sb->uids, r->uid);
 		free(r);
 		return NULL;
 	}
+	if (t)
+		log_debug("task %llu: container %s uid %u", r->task_id, r->id, r->uid);
+	else
+		log_debug("sandbox: pool container %s uid %u", r->id, r->uid);
 	r->next = sb->runs;
 	sb->runs = r;
 	sb->live++;
@@ -2101,6 +2213,7 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 		if (p->parked && !p->aborting && !p->seq_busy) {
 			log_info("task %llu: container %s (from the pool) image %s rootfs %.19s",
 				 (unsigned long long)t->id, p->id, p->image, p->chain);
+			log_debug("task %llu: uid %u", (unsigned long long)t->id, p->uid);
 			/* No refill here: creating a container costs a core for
 			 * ~0.1 s, which would slow this very task down; the pool
 			 * is refilled when a task's container is gone. */
@@ -2108,8 +2221,11 @@ int sandbox_start(struct sandbox *sb, struct task *t, struct err *err)
 		}
 	}
 	struct run *r = run_new(sb, t, err);
-	if (!r)
+	if (!r) {
+		if (err && err->code == EBUSY) /* never two containers on one uid */
+			err_wrap(err, "the server is busy, try again later");
 		return -1;
+	}
 	t->run = r;
 	if (chosen < 0) {
 		fail_run(r, "vpl-jail: %s", ie.msg);
@@ -2139,6 +2255,23 @@ void sandbox_release_task(struct task *t, void *arg)
 	if (!r->seq_busy)
 		cleanup_next(r);
 	maybe_free(r);
+}
+
+bool sandbox_can_start(struct sandbox *sb, char *why, size_t n)
+{
+	if (!ctr_client_reachable(sb->client)) {
+		snprintf(why, n,
+			 "the execution server cannot reach its container runtime; try "
+			 "again later or another server");
+		return false;
+	}
+	if (uidpool_used(sb->uids) >= (unsigned)sb->cfg->prisoner_uids) {
+		snprintf(why, n,
+			 "the execution server is busy (all task uids in use); try again "
+			 "later or another server");
+		return false;
+	}
+	return true;
 }
 
 unsigned sandbox_live_runs(const struct sandbox *sb)
@@ -2178,6 +2311,7 @@ void sandbox_free(struct sandbox *sb)
 		struct run *r = sb->runs;
 		sb->runs = r->next;
 		shim_group_leave(sb, &r->group);
+		run_uid_return(r); /* closing: its container may live on, so the claim stays */
 		close_watch(&r->files_w, &r->files_fd);
 		close_watch(&r->init_w, &r->init_fd);
 		close_watch(&r->ph.w, &r->ph.fd);
@@ -2198,6 +2332,7 @@ void sandbox_free(struct sandbox *sb)
 		free(e->chain);
 		free(e);
 	}
+	uidpool_free(sb->uids);
 	rmdir(sb->dir);
 	close(sb->lock_fd); /* we are gone: others may judge our leftovers */
 	free(sb);

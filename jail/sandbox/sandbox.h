@@ -2,7 +2,9 @@
  * sandbox.h - runs a task in a fresh containerd container.
  *
  * A run goes: resolve the image -> create the container (our helper as its
- * init, everything as the prisoner) -> stage the files through a FIFO ->
+ * init, everything as the prisoner: a uid = gid of the container's own, from
+ * PRISONER_UID..+PRISONER_UIDS-1, which no other live container of ours has;
+ * uidpool.h) -> stage the files through a FIFO ->
  * exec the compile script -> probe for vpl_execution (deleting
  * `filestodelete`) -> in batch mode exec vpl_execution -> DONE -> remove the
  * container, its snapshot and its FIFOs. Every step is an asynchronous
@@ -13,7 +15,17 @@
  * phase that kills everything in the container.
  *
  * The host never opens a path a container could have written: the FIFOs
- * live in a root-owned directory the container sees read-only.
+ * live in a root-owned directory the container sees read-only; they are
+ * owned by the container's uid.
+ *
+ * Task uids: a container (pooled ones too) takes its uid when it is created
+ * and gives it back once containerd has deleted it (every process gone);
+ * when that is uncertain (a failed cleanup step, a call whose outcome is
+ * unknown, shutdown) the uid stays claimed until the sweep sees no container
+ * labelled vplcell.uid=<uid>. All uids in use: sandbox_start fails with
+ * EBUSY ("the server is busy"), never a shared uid. USER= of vplbdx.cfg must
+ * name a user of the image and sets USER/LOGNAME, but the uid stays the
+ * container's own: uniqueness wins over the image's uid.
  *
  * Ownership: the sandbox owns its runs. A task points at its run
  * (task->run); when the task table drops a task that still has a run, it
@@ -30,6 +42,10 @@
 #include "tasks.h"
 
 struct sandbox;
+
+/* Proxied connections at once per web task (the helper runs 4 phases): sandbox_web_open
+ * refuses more with EBUSY. */
+#define SANDBOX_WEB_RELAYS 3
 
 struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, struct err *err);
 /* Kills and removes whatever is still running (blocking: call after the
@@ -74,6 +90,10 @@ int sandbox_update(struct sandbox *sb, struct task *t, struct task_files *files,
 
 /* jail.h's task_progress: an image pull the task waits for. */
 bool sandbox_task_progress(struct sandbox *sb, struct task *t, char *out, size_t n);
+
+/* Whether a new task could get a container now: false, with a reason for the client, while
+ * every task uid is in use or containerd cannot be reached (the worker then says `busy`). */
+bool sandbox_can_start(struct sandbox *sb, char *why, size_t n);
 
 /* Number of runs whose containers still exist (including ones cleaning up). */
 unsigned sandbox_live_runs(const struct sandbox *sb);

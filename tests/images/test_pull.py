@@ -357,10 +357,13 @@ def test_archive_import_cli():
 
 
 def test_user_from_image():
-    """USER= names a user of the image: the task runs with its uid/gid, read from
-    the image's /etc/passwd (through containerd's content store)."""
-    g = bb_task("test/withuser", "id -u; id -g", extra="USER=student\n")
-    assert g["executed"] == 1 and "2000\n2000" in g["execution"], g
+    """USER= names a user of the image (found in the image's /etc/passwd, read through
+    containerd's content store): the task runs under its name, but with its container's own
+    uid = gid (PRISONER_UID..), never the image's 2000, which two tasks would share."""
+    g = bb_task("test/withuser", "id -u; id -g; echo user=$USER", extra="USER=student\n")
+    assert g["executed"] == 1 and "user=student" in g["execution"], g
+    uid, gid = (int(x) for x in g["execution"].split()[:2])
+    assert uid == gid and uid != 2000 and 70000 <= uid < 90000, g
 
 
 def test_user_refusals():

@@ -29,6 +29,9 @@ ENV = {}
 # not namespaced, and the suite may run beside itself (build and build-asan passes).
 _P = os.getpid() % 100000
 W1, W2, W3, W9 = "a%d" % _P, "b%d" % _P, "c%d" % _P, "d%d" % _P
+# Task uids (PRISONER_UID, PRISONER_UIDS): one per container, from a range of this run's own (two
+# runs of the suite side by side have separate STATE_DIRs, so nothing else keeps them apart).
+UID_BASE, UID_COUNT = 70000 + (_P % 19) * 1000, 1000
 
 
 def sh(cmd, **kw):
@@ -41,26 +44,27 @@ def start_containerd():
     sh(f"ctr -a {ENV['CTR_SOCKET']} -n {ENV['CTR_NAMESPACE']} images import {tar}")
 
 
-def rpc(method, params):
+def rpc(method, params, jail=None):
     body = json.dumps({"method": method, "params": params, "id": "1"}).encode()
-    return http(J.port, "POST", J.urlpath, body)
+    jail = jail or J
+    return http(jail.port, "POST", jail.urlpath, body)
 
 
-def request(files, execute="vpl_evaluate.sh", interactive=0, todelete=None, **limits):
+def request(files, execute="vpl_evaluate.sh", interactive=0, todelete=None, jail=None, **limits):
     p = {"files": files, "fileencoding": {k: 0 for k in files},
          "filestodelete": todelete or {}, "execute": execute, "interactive": interactive,
          "lang": "en_US.UTF-8", "maxtime": 20, "maxmemory": 256 << 20,
          "maxfilesize": 64 << 20, "maxprocesses": 64, "pluginversion": 2026012812}
     p.update(limits)
-    r = rpc("request", p)
+    r = rpc("request", p, jail)
     assert r.status == 200, (r.status, r.text())
     return json.loads(r.body)["result"]["adminticket"]
 
 
-def result(ticket, timeout=90):
+def result(ticket, timeout=90, jail=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        r = rpc("getresult", {"adminticket": ticket, "pluginversion": 2026012812})
+        r = rpc("getresult", {"adminticket": ticket, "pluginversion": 2026012812}, jail)
         if r.status == 200:
             return json.loads(r.body)["result"]
         assert "Task still running" in r.text(), (r.status, r.text())
@@ -115,9 +119,200 @@ def test_filestodelete_and_identity():
                  )
     # vpl_evaluate.sh is listed in filestodelete: gone before the run
     assert "vpl_evaluate.sh" not in g["execution"] and "keep.txt" in g["execution"], g
-    assert "\n10001\n" in g["execution"], g
+    uid = int(re.search(r"^(\d+)$", g["execution"], re.M).group(1))
+    assert UID_BASE <= uid < UID_BASE + UID_COUNT, g  # its own uid from PRISONER_UID(S)
     assert "CapEff:\t0000000000000000" in g["execution"], g
     assert "NoNewPrivs:\t1" in g["execution"] and "Seccomp:\t2" in g["execution"], g
+
+
+SLEEPER = ("#!/bin/bash\ncat > vpl_execution <<'EOF'\n#!/bin/bash\n"
+           "id -u; id -g; grep -E '^(Uid|Gid|Groups):' /proc/self/status; "
+           "echo out=$(stat -L -c %u:%g /proc/self/fd/1) home=$(stat -c %u:%g .); sleep {t}\n"
+           "EOF\nchmod +x vpl_execution\n")
+
+
+def container_uids(worker):
+    """uid -> the containers (of worker) whose processes run as it, from the host's /proc."""
+    seen = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                st = f.read()
+            with open(f"/proc/{pid}/cgroup") as f:
+                cg = f.read()
+        except OSError:
+            continue
+        m = re.search(r"vplcell-%s-\d+" % worker, cg)
+        if not m:
+            continue
+        ids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", st, re.M).groups()
+        for u in set(ids) - {"0"}:  # runc's own init is root until it execs the helper
+            seen.setdefault(int(u), set()).add(m.group(0))
+    return seen
+
+
+def task_ids(g):
+    """(uid, gid, status Uid/Gid, FIFO owner, work dir owner) as the task's program saw them."""
+    ex = g["execution"]
+    lines = ex.splitlines()
+    uid, gid = int(lines[0]), int(lines[1])
+    st = re.findall(r"^(?:Uid|Gid):\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", ex, re.M)
+    out = re.search(r"out=(\d+):(\d+) home=(\d+):(\d+)", ex).groups()
+    return uid, gid, st, tuple(map(int, out))
+
+
+def test_uid_per_task():
+    """Two tasks at the same time run as two uids of PRISONER_UID..+PRISONER_UIDS-1, gid = uid,
+    real = effective = saved = fs; the FIFO the worker made for the program's output and the
+    work dir are owned by that uid; on the host, every process of a container runs as its
+    container's uid and no uid serves two containers (the pool's included)."""
+    ts = [request({"vpl_evaluate.sh": SLEEPER.format(t=3)}) for _ in range(2)]
+    deadline = time.time() + 15
+    seen = {}
+    while time.time() < deadline:
+        seen = container_uids(W1)
+        # both tasks' programs started: two sleeps, in two containers
+        if sum(1 for c in seen.values() if c) >= 2 and len(task_sleepers(W1)) >= 2:
+            break
+        time.sleep(0.2)
+    assert len(task_sleepers(W1)) >= 2, seen
+    for uid, cids in seen.items():
+        assert UID_BASE <= uid < UID_BASE + UID_COUNT, (uid, cids)
+        assert len(cids) == 1, ("one uid, two containers", uid, cids)
+    gs = [result(t) for t in ts]
+    ids = [task_ids(g) for g in gs]
+    for (uid, gid, st, out), g in zip(ids, gs):
+        assert uid == gid and UID_BASE <= uid < UID_BASE + UID_COUNT, g
+        assert st == [(str(uid),) * 4, (str(uid),) * 4], g
+        assert out == (uid, uid, uid, uid), g  # run.out FIFO, work dir
+        assert re.search(r"^Groups:\s*$", g["execution"], re.M), g  # no shared group either
+    assert ids[0][0] != ids[1][0], ids
+    assert ids[0][0] in seen and ids[1][0] in seen, (ids, seen)
+
+
+def task_sleepers(worker):
+    """pids of `sleep` processes in worker's containers."""
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "sleep":
+                    continue
+            with open(f"/proc/{pid}/cgroup") as f:
+                if "vplcell-%s-" % worker in f.read():
+                    out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def test_uids_exhausted_then_free_again():
+    """A worker with 2 task uids: 3 tasks at once -> one is refused as busy (never a shared
+    uid); once the containers are gone the uids serve again, sequentially and at once; its
+    uid claims in STATE_DIR/uids are gone at the end."""
+    wid = "u%d" % _P
+    state = tempfile.mkdtemp(prefix="vplcell-state-uid-")
+    base = UID_BASE + UID_COUNT  # next to the main worker's range: no claims are shared
+    j2 = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
+              HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
+              DEFAULT_IMAGE="vplcell.local/minivpl:latest", WORKER_ID=wid, LOGLEVEL=7,
+              POOL_SIZE=0, MAX_TASKS=5, PRISONER_UID=base, PRISONER_UIDS=2)
+    try:
+        assert "PRISONER_UIDS=2 is below MAX_TASKS + POOL_SIZE" in j2.read_log()
+        # The third is refused: at once with 503 once the worker knows its uids are all in
+        # use (`available` says busy then), or, in the second before, as a task that ends
+        # with the reason. Never a shared uid.
+        gs, refused = [], []
+        for _ in range(3):
+            p = {"files": {"vpl_evaluate.sh": SLEEPER.format(t=2)},
+                 "fileencoding": {"vpl_evaluate.sh": 0}, "filestodelete": {},
+                 "execute": "vpl_evaluate.sh", "interactive": 0, "lang": "en_US.UTF-8",
+                 "maxtime": 20, "maxmemory": 256 << 20, "maxfilesize": 64 << 20,
+                 "maxprocesses": 64, "pluginversion": 2026012812}
+            r = rpc("request", p, j2)
+            if r.status == 503:
+                refused.append(r.text())
+            else:
+                assert r.status == 200, (r.status, r.text())
+                gs.append(json.loads(r.body)["result"]["adminticket"])
+        gs = [result(t, jail=j2) for t in gs]
+        busy = [g["compilation"] for g in gs if "the server is busy" in g["compilation"]]
+        ran = [g for g in gs if g["executed"] == 1]
+        assert len(busy) + len(refused) == 1 and len(ran) == 2, (gs, refused)
+        assert "task uids" in (busy + refused)[0], (busy, refused)
+        assert sorted(task_ids(g)[0] for g in ran) == [base, base + 1], ran
+
+        def idle():
+            deadline = time.time() + 20
+            while time.time() < deadline and [c for c in containers() if f"-{wid}-" in c]:
+                time.sleep(0.1)
+        idle()
+        for _ in range(3):  # sequential: at most one container is still being removed
+            g = result(request({"vpl_evaluate.sh": SLEEPER.format(t=0)}, jail=j2), jail=j2)
+            assert g["executed"] == 1, g
+        idle()
+        ts = [request({"vpl_evaluate.sh": SLEEPER.format(t=1)}, jail=j2) for _ in range(2)]
+        gs = [result(t, jail=j2) for t in ts]
+        assert all(g["executed"] == 1 for g in gs), gs
+        assert task_ids(gs[0])[0] != task_ids(gs[1])[0], gs
+        idle()
+        claims = os.path.join(state, "uids")
+        deadline = time.time() + 5
+        while time.time() < deadline and os.listdir(claims):
+            time.sleep(0.1)
+        assert os.listdir(claims) == [], os.listdir(claims)
+        log = j2.read_log()
+        assert re.search(r"task \d+: container \S+ uid %d" % base, log), log[-3000:]
+    finally:
+        rc = j2.stop()
+    assert rc == 0, rc
+    assert not os.path.exists(os.path.join(state, wid)) or not os.listdir(
+        os.path.join(state, wid))
+
+
+def test_uid_claims_outlive_a_crash():
+    """A worker killed with its pool running: its uid claims (STATE_DIR/uids) stay while its
+    containers may still run, so the worker started after it (another WORKER_ID, as the
+    default <hostname>-<pid> gives, same STATE_DIR) refuses a task rather than reuse them; once
+    its sweep has removed the dead worker's containers, the next sweep frees the claims and
+    tasks run again."""
+    wid = "k%d" % _P
+    state = tempfile.mkdtemp(prefix="vplcell-state-uid-")
+    claims = os.path.join(state, "uids")
+    conf = dict(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
+                HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
+                DEFAULT_IMAGE="vplcell.local/minivpl:latest", LOGLEVEL=7,
+                MAX_TASKS=2, PRISONER_UID=UID_BASE + UID_COUNT + 10, PRISONER_UIDS=2)
+    j3 = Jail(POOL_SIZE=2, WORKER_ID=wid, **conf)
+    mine = lambda: [c for c in containers() if f"-{wid}-" in c]  # noqa: E731
+    deadline = time.time() + 20
+    while time.time() < deadline and (len(mine()) < 2 or len(os.listdir(claims)) < 2):
+        time.sleep(0.1)
+    j3.proc.kill()  # the parser follows (its channel to the keeper closes)
+    j3.proc.wait()
+    j3.log.close()
+    old = mine()
+    assert len(old) == 2 and sorted(os.listdir(claims)) == [
+        str(UID_BASE + UID_COUNT + 10), str(UID_BASE + UID_COUNT + 11)], (old, claims)
+    j4 = Jail(POOL_SIZE=0, WORKER_ID="m%d" % _P, **conf)
+    try:
+        g = result(request({"vpl_evaluate.sh": SLEEPER.format(t=0)}, jail=j4), jail=j4)
+        assert "the server is busy" in g["compilation"] and g["executed"] == 0, g
+        deadline = time.time() + 25
+        while time.time() < deadline:
+            g = result(request({"vpl_evaluate.sh": SLEEPER.format(t=0)}, jail=j4), jail=j4)
+            if g["executed"] == 1:
+                break
+            time.sleep(0.5)
+        assert g["executed"] == 1, g
+        assert "task uid claims freed" in j4.read_log()
+        assert not set(old) & set(containers()), (old, containers())  # the sweep removed them
+    finally:
+        rc = j4.stop()
+    assert rc == 0, rc
+    assert os.listdir(claims) == [], os.listdir(claims)
 
 
 def test_infinite_loop_killed_at_maxtime():
@@ -451,7 +646,8 @@ def main():
         J = Jail(CONTAINERD_SOCKET=ENV["CTR_SOCKET"], CONTAINERD_NAMESPACE=ENV["CTR_NAMESPACE"],
                  HELPER_PATH=os.path.join(ROOT, BUILD, "vplhelper"), STATE_DIR=state,
                  DEFAULT_IMAGE="vplcell.local/minivpl:latest", WORKER_ID=W1,
-                 TASK_CPU_PERCENT=50, MAXTIME=60, LOGLEVEL=7, POOL_SIZE=2)
+                 TASK_CPU_PERCENT=50, MAXTIME=60, LOGLEVEL=7, POOL_SIZE=2,
+                 PRISONER_UID=UID_BASE, PRISONER_UIDS=UID_COUNT)
         J.state_worker_dirs = lambda: os.path.join(state, W1)
         for name, fn in list(globals().items()):
             if name.startswith("test_") and callable(fn) and name != "test_nothing_left_behind":

@@ -505,6 +505,38 @@ static void test_ports(void **state)
 	assert_string_equal(e.msg, want);
 }
 
+/* One uid per task container (sandbox/uidpool.h): the range must be real uids; a range
+ * smaller than MAX_TASKS + POOL_SIZE is only a warning (tasks get "busy" when it is full). */
+static void test_prisoner_uids(void **state)
+{
+	struct jail_config c;
+	struct err e;
+	load_ok("PRISONER_UID=2147483600\nPRISONER_UIDS=48\n", &c);
+	assert_int_equal(c.prisoner_uid, 2147483600);
+	assert_int_equal(c.prisoner_uids, 48);
+	jail_config_free(&c);
+	assert_int_equal(load_text("PRISONER_UID=2147483600\nPRISONER_UIDS=49\n", &c, &e), -1);
+	assert_non_null(strstr(e.msg, "PRISONER_UID + PRISONER_UIDS - 1 = 2147483648: past"));
+	assert_int_equal(load_text("PRISONER_UID=60000\nPRISONER_UIDS=5535\n", &c, &e), -1);
+	assert_non_null(strstr(e.msg, "includes 65534 (nobody)"));
+	load_ok("PRISONER_UID=60000\nPRISONER_UIDS=5534\n", &c); /* up to 65533 */
+	jail_config_free(&c);
+	assert_int_equal(load_text("PRISONER_UIDS=0\n", &c, &e), -1);
+	assert_int_equal(load_text("PRISONER_UIDS=1048577\n", &c, &e), -1);
+	assert_int_equal(load_text("PRISONER_UID=0\n", &c, &e), -1);
+	int rc;
+	char *log = load_logged("PRISONER_UIDS=101\n", &c, &e, &rc);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(log, "PRISONER_UIDS=101 is below MAX_TASKS + POOL_SIZE (102)"));
+	free(log);
+	jail_config_free(&c);
+	log = load_logged("PRISONER_UIDS=102\n", &c, &e, &rc);
+	assert_int_equal(rc, 0);
+	assert_null(strstr(log, "PRISONER_UIDS"));
+	free(log);
+	jail_config_free(&c);
+}
+
 /* ---- errors ---- */
 
 static void test_unknown_key(void **state)
@@ -771,13 +803,18 @@ static void test_dump_defaults(void **state)
 			   "MAX_TASKS=100\n"
 			   "TASK_TTL_EXTRA=30\n"
 			   "SHUTDOWN_GRACE=60\n"
+			   "MIN_FREE_DISK=268435456\n"
+			   "PRIVSEP=true\n"
+			   "PRIVSEP_USER=99999\n"
+			   "START_CONCURRENCY=0\n"
 			   "CONTAINERD_SOCKET=/run/containerd/containerd.sock\n"
 			   "CONTAINERD_NAMESPACE=vplcell\n"
 			   "RUNTIME=runc\n"
 			   "DEFAULT_IMAGE=minivpl\n"
 			   "HELPER_PATH=/usr/libexec/vplcell/vplhelper\n"
 			   "STATE_DIR=/run/vplcell\n"
-			   "PRISONER_UID=10001\n"
+			   "PRISONER_UID=70000\n"
+			   "PRISONER_UIDS=20000\n"
 			   "TASK_CPU_PERCENT=100\n"
 			   "WORKDIR_SIZE=268435456\n"
 			   "TMP_SIZE=67108864\n"
@@ -879,6 +916,7 @@ int main(void)
 	    cmocka_unit_test(test_bounds_accepted),
 	    cmocka_unit_test(test_bools),
 	    cmocka_unit_test(test_ports),
+	    cmocka_unit_test(test_prisoner_uids),
 	    cmocka_unit_test(test_unknown_key),
 	    cmocka_unit_test(test_syntax_error_in_file),
 	    cmocka_unit_test(test_unreadable_file),
