@@ -8,7 +8,14 @@
 #     Execution server URL: https://HOST:PORT/URLPATH
 #
 # (the URL to give Moodle), followed, when the certificate is the self-signed one made here, by
-# what Moodle and its users need for it. Steps (one progress line each, "deploy: ..."):
+# what Moodle and its users need for it.
+#
+#     scripts/deploy.sh --swarm          # the same service as a Docker Swarm stack on this host
+#     scripts/deploy.sh HOST...          # ... on a swarm of this host (manager) and HOSTs (workers)
+#
+# deploys conf/stack.yml instead of steps 9-10 below (scripts/deploy-swarm.sh: swarm init, the
+# HOSTs joined over VPLCELL_REMOTE, images through the registry, docker secrets; docs/deploying.md).
+# Steps (one progress line each, "deploy: ..."):
 #
 #   1. installs missing Debian packages (scripts/install-deps.sh; quiet when nothing is missing)
 #   2. reads the settings (below; a bad value stops here, before anything changes) and keeps its
@@ -48,7 +55,15 @@
 #   VPLCELL_PREFIX       state directory (default /var/lib/vplcell); everything this script
 #                        writes goes under it, except the image cache and the build tree
 #   VPLCELL_ENV_FILE     the settings file (default .env at the top of the repository)
-#   VPLCELL_IMAGE_CACHE  cache of image tarballs (default /var/cache/vplcell/images)
+#   VPLCELL_IMAGE_CACHE  cache of image tarballs (default /var/cache/vplcell/images); pruned at
+#                        each run (scripts/prune-image-cache.sh: VPLCELL_IMAGE_CACHE_KEEP,
+#                        VPLCELL_IMAGE_CACHE_DAYS)
+#   VPLCELL_BUILD_DIR    build tree of the binaries (default build/, made with `make BUILD=...`)
+#   VPLCELL_NO_BUILD=1   use the binaries already in VPLCELL_BUILD_DIR, do not run make (tests)
+# Swarm mode only (scripts/deploy-swarm.sh): DOCKER_HOST (the manager's dockerd, default the
+# system's), VPLCELL_REMOTE (how a HOST runs a command line: `$VPLCELL_REMOTE HOST 'LINE'`,
+# default `ssh -o BatchMode=yes`), VPLCELL_STACK (stack name, default vplcell),
+# VPLCELL_STACK_FILES (override files added to conf/stack.yml with -c, space-separated).
 #
 # Settings: KEY=VALUE lines in the .env file (`#` comments, optional quotes, optional `export`);
 # only the file is read, never the environment, so two runs with the same file give the same
@@ -92,6 +107,10 @@
 #                   port; kept)
 #   WORKER_BASE_PORT  loopback port of worker 1, then +1 each (default 8081; a busy port is
 #                   replaced by any free one; kept)
+#   SWARM_ADDR      swarm mode: this host's address the other nodes reach (swarm advertise address,
+#                   and the registry's address in image names); default 127.0.0.1 with --swarm,
+#                   with HOSTs the source address of the route to the first HOST
+#   SWARM_SUBNET    swarm mode: the stack's private overlay subnet (default 10.213.0.0/24)
 # vplbdx's TMPER_PORT, PROXY_MOODLE_PORT, PROXY_MOODLE_PATH and SLPROXY_PORT are accepted and
 # ignored with a note. Any other key is ignored with a warning.
 #
@@ -99,7 +118,29 @@
 set -euo pipefail
 umask 077
 
+SWARM=0
+HOSTS=()
+for a in "$@"; do
+	case "$a" in
+	--swarm) SWARM=1 ;;
+	-h | --help)
+		echo "usage: $0 [--swarm] [HOST...]   (see the header of this script, docs/deploy.md, docs/deploying.md)"
+		exit 0
+		;;
+	-*)
+		echo "usage: $0 [--swarm] [HOST...]" >&2
+		exit 2
+		;;
+	*)
+		SWARM=1
+		HOSTS+=("$a")
+		;;
+	esac
+done
+
 here=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${VPLCELL_BUILD_DIR:-$here/build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$here/$BUILD_DIR ;; esac
 PREFIX=${VPLCELL_PREFIX:-/var/lib/vplcell}
 ENV_FILE=${VPLCELL_ENV_FILE:-$here/.env}
 IMAGE_CACHE=${VPLCELL_IMAGE_CACHE:-/var/cache/vplcell/images}
@@ -201,11 +242,24 @@ port_pid() {
 		awk 'match($0, /pid=[0-9]+/) { print substr($0, RSTART + 4, RLENGTH - 4); exit }'
 }
 port_busy() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+# every pid holding a listening socket on TCP port $1
+port_pids() {
+	ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
 # port_taken PORT PIDFILE PATTERN: something listens on PORT that is not that daemon of ours
+# (the socket may be held by the daemon's children instead, e.g. vpl-jail's privsep processes)
 port_taken() {
-	local lp
-	lp=$(port_pid "$1")
-	[ -n "$lp" ] && [ "$lp" != "$(pid_alive "$2" "$3" || true)" ]
+	local own p n
+	port_busy "$1" || return 1
+	own=$(pid_alive "$2" "$3") || return 0
+	for p in $(port_pids "$1"); do
+		for n in 1 2 3 4; do
+			[ "$p" = "$own" ] && return 1
+			p=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $2 }') # the parent
+			if [ -z "$p" ] || [ "$p" -le 1 ]; then break; fi
+		done
+	done
+	return 0
 }
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -237,7 +291,7 @@ declare -A ENV=()
 KNOWN="NB_REPLICAS PROXY_PORT PUBLIC_HOST URLPATH MAXTIME MAXFILESIZE MAXMEMORY MAXPROCESSES"
 KNOWN="$KNOWN MAXBODYSIZE SSL_CERT_FILE SSL_KEY_FILE CERTBOT_WEBROOT_PATH HTTP_PORT TASK_ONLY_FROM FAIL2BAN"
 KNOWN="$KNOWN MAX_TASKS POOL_SIZE SHUTDOWN_GRACE LOGLEVEL METRICS_PORT REGISTRY_PORT WORKER_BASE_PORT"
-KNOWN="$KNOWN PUBLIC_SECURE_PORT TRUSTED_PROXIES"
+KNOWN="$KNOWN PUBLIC_SECURE_PORT TRUSTED_PROXIES SWARM_ADDR SWARM_SUBNET"
 VPLBDX_ONLY="TMPER_PORT PROXY_MOODLE_PORT PROXY_MOODLE_PATH SLPROXY_PORT"
 if [ -f "$ENV_FILE" ]; then
 	n=0
@@ -341,9 +395,18 @@ URLPATH=${URLPATH#/}
 [ -n "$URLPATH" ] || URLPATH=$(cat "$(secret_file urlpath)")
 [[ $URLPATH =~ ^[A-Za-z0-9._~/-]+$ ]] || die "URLPATH may only hold letters, digits and ._~/-"
 say "settings: $envdesc; $NB workers; host $HOST, port $PROXY_PORT; state in $PREFIX"
+if [ "$SWARM" = 1 ]; then
+	# the swarm part: its checks, swarm init (before the long steps), later the stack
+	# shellcheck source=scripts/deploy-swarm.sh
+	. "$here/scripts/deploy-swarm.sh"
+	swarm_prepare
+elif [ -s "$PREFIX/run/swarm.stack" ]; then
+	die "the swarm stack '$(cat "$PREFIX/run/swarm.stack")' of this prefix is deployed: scripts/stopservices.sh removes it first"
+fi
 for k in PROXY_PORT HTTP_PORT; do
 	v=${!k:-0}
 	[ "$v" != 0 ] || continue
+	[ "$SWARM" = 0 ] || break # the stack's published port is dockerd's
 	if port_taken "$v" "$PREFIX/run/proxy.pid" "/vpl-proxy -f $PREFIX/proxy.conf "; then
 		lp=$(port_pid "$v")
 		die "port $v ($k) is in use by pid $lp ($(cmdline_of "$lp" | cut -c1-80))"
@@ -351,20 +414,31 @@ for k in PROXY_PORT HTTP_PORT; do
 done
 
 # ---- 3. build -----------------------------------------------------------------------------------
-say "build: make -j$(nproc) all (log $PREFIX/log/build.log)"
-run_progress build "$PREFIX/log/build.log" make -C "$here" -j"$(nproc)" all ||
-	{
-		tail -n 30 "$PREFIX/log/build.log" >&2
-		die "the build failed (log $PREFIX/log/build.log)"
-	}
+if [ "${VPLCELL_NO_BUILD:-0}" = 1 ]; then
+	say "build: not run (VPLCELL_NO_BUILD=1), binaries from $BUILD_DIR"
+elif [ "$BUILD_DIR" = "$here/build" ]; then
+	say "build: make -j$(nproc) all (log $PREFIX/log/build.log)"
+	run_progress build "$PREFIX/log/build.log" make -C "$here" -j"$(nproc)" all ||
+		{
+			tail -n 30 "$PREFIX/log/build.log" >&2
+			die "the build failed (log $PREFIX/log/build.log)"
+		}
+else
+	say "build: make -j$(nproc) BUILD=$BUILD_DIR all (log $PREFIX/log/build.log)"
+	run_progress build "$PREFIX/log/build.log" make -C "$here" -j"$(nproc)" BUILD="$BUILD_DIR" all ||
+		{
+			tail -n 30 "$PREFIX/log/build.log" >&2
+			die "the build failed (log $PREFIX/log/build.log)"
+		}
+fi
 for b in vpl-jail vpl-proxy vplhelper; do
-	[ -x "$here/build/$b" ] || die "build/$b is missing after make"
+	[ -x "$BUILD_DIR/$b" ] || die "$BUILD_DIR/$b is missing$([ "${VPLCELL_NO_BUILD:-0}" = 1 ] || echo " after make")"
 done
-VER=$(sum_of "$here/build/vpl-jail" "$here/build/vpl-proxy" "$here/build/vplhelper" | cut -c1-12)
+VER=$(sum_of "$BUILD_DIR/vpl-jail" "$BUILD_DIR/vpl-proxy" "$BUILD_DIR/vplhelper" | cut -c1-12)
 BIN=$PREFIX/bin/$VER
 if [ ! -x "$BIN/vplhelper" ]; then
 	mkdir -p "$BIN.new"
-	cp "$here/build/vpl-jail" "$here/build/vpl-proxy" "$here/build/vplhelper" "$BIN.new/"
+	cp "$BUILD_DIR/vpl-jail" "$BUILD_DIR/vpl-proxy" "$BUILD_DIR/vplhelper" "$BIN.new/"
 	chmod 0755 "$BIN.new" "$BIN.new"/*
 	rm -rf "$BIN"
 	mv "$BIN.new" "$BIN"
@@ -480,7 +554,7 @@ if [ -z "$RPORT" ]; then
 		RPORT=$(free_port)
 	fi
 fi
-REG=127.0.0.1:$RPORT
+REG=${REG_HOST:-127.0.0.1}:$RPORT # REG_HOST: swarm mode with other nodes (SWARM_ADDR)
 # a port taken by something that is not our registry: fail clearly
 if port_taken "$RPORT" "$REGDIR/registry.pid" "docker-registry serve $REGDIR/registry.yml"; then
 	p=$(port_pid "$RPORT")
@@ -522,16 +596,17 @@ TARBALL=$(grep -E '^/.*\.tar$' "$PREFIX/log/image-build.log" | tail -n 1 || true
 t=$(($(date +%s) - t0))
 [ "$t" -lt 5 ] || say "image: built minivpl in $t s ($TARBALL)"
 [ -s "$TARBALL" ] || die "images/minivpl/build.sh gave no tarball (log $PREFIX/log/image-build.log)"
-# the registry's digest of minivpl:latest, or nothing
+touch "$TARBALL" # last use, for scripts/prune-image-cache.sh
+# the registry's digest of REPO:TAG (default minivpl:latest), or nothing
 registry_digest() {
-	curl -s -I -m 10 -K - "http://$REG/v2/minivpl/manifests/latest" 2>/dev/null <<EOF |
+	curl -s -I -m 10 -K - "http://$REG/v2/${1:-minivpl}/manifests/${2:-latest}" 2>/dev/null <<EOF |
 user = "$REG_USER:$(cat "$REG_PW_FILE")"
 header = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 EOF
 		tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }' || true
 }
 pushed=$(cat "$REGDIR/minivpl.pushed" 2>/dev/null || true)
-DIGEST=$(registry_digest)
+DIGEST=$(registry_digest minivpl latest)
 if [ -n "$DIGEST" ] && [ "$pushed" = "$TARBALL $DIGEST" ]; then
 	say "image: $IMAGE in the registry ($DIGEST)"
 else
@@ -544,6 +619,76 @@ else
 	[[ $DIGEST == sha256:* ]] || die "push-image.sh gave no digest (log $PREFIX/log/image-push.log)"
 	echo "$TARBALL $DIGEST" >"$REGDIR/minivpl.pushed"
 	say "image: pushed $IMAGE ($DIGEST)"
+fi
+# older builds in the image cache (every image; the ones in use are kept)
+VPLCELL_IMAGE_CACHE=$IMAGE_CACHE "$here/scripts/prune-image-cache.sh" 2>&1 | sed 's/^prune-image-cache: /deploy: image cache: /' || true
+
+# ---- the test task through the proxy, and the URL (both modes) ------------------------------------
+available() {
+	curl -s -k -m 5 -K - 2>/dev/null <<EOF || true
+url = "https://127.0.0.1:$PROXY_PORT/$URLPATH"
+header = "Content-Type: application/json;charset=UTF-8"
+data = "{\"method\":\"available\",\"params\":{\"maxmemory\":1048576},\"id\":\"1\"}"
+EOF
+}
+available_status() {
+	available | python3 -c 'import json,sys
+try: print(json.load(sys.stdin)["result"]["status"])
+except Exception: print("")' 2>/dev/null || true
+}
+# one evaluation through the proxy: the sandbox really runs tasks (not only answers `available`)
+smoke() {
+	URLPATH=$URLPATH python3 - "$PROXY_PORT" <<'EOF'
+import json, os, ssl, sys, time, http.client
+port, path = int(sys.argv[1]), "/" + os.environ["URLPATH"]
+ctx = ssl.create_default_context()
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+def rpc(method, params):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)
+    c.request("POST", path, json.dumps({"method": method, "params": params, "id": "1"}),
+              {"Content-Type": "application/json;charset=UTF-8"})
+    r = c.getresponse()
+    return r.status, r.read().decode("utf-8", "replace")
+script = ("#!/bin/bash\ncat > vpl_execution <<'X'\n#!/bin/bash\necho vplcell-smoke-ok\nX\n"
+          "chmod +x vpl_execution\n")
+st, body = rpc("request", {"files": {"vpl_evaluate.sh": script},
+                           "fileencoding": {"vpl_evaluate.sh": 0}, "filestodelete": {},
+                           "execute": "vpl_evaluate.sh", "interactive": 0, "lang": "en_US.UTF-8",
+                           "maxtime": 60, "maxmemory": 256 << 20, "maxfilesize": 1 << 20,
+                           "maxprocesses": 32, "pluginversion": 2026012812})
+if st != 200:
+    sys.exit("request: HTTP %d %s" % (st, body[:200]))
+admin = json.loads(body)["result"]["adminticket"]
+deadline = time.time() + 90
+while time.time() < deadline:
+    st, body = rpc("getresult", {"adminticket": admin, "pluginversion": 2026012812})
+    if st == 200:
+        res = json.loads(body)["result"]
+        if "vplcell-smoke-ok" in res.get("execution", ""):
+            sys.exit(0)
+        sys.exit("the task ran but said: %r %r" % (res.get("compilation", "")[:300],
+                                                    res.get("execution", "")[:300]))
+    time.sleep(0.2)
+sys.exit("the task did not finish in 90 s")
+EOF
+}
+print_url() {
+	echo "Execution server URL: https://$URLHOST:$PROXY_PORT/$URLPATH"
+	if [ "$OWN_CERT" = 1 ]; then
+		cat <<EOF
+The certificate is self-signed ($CERT). For Moodle:
+  - in Site administration > Plugins > Activity modules > Virtual programming lab, tick
+    "Accept self-signed certificates" (mod_vpl | acceptcertificates), so that Moodle's own
+    requests to the execution server are accepted;
+  - each browser that runs the VPL IDE must accept the certificate once: open
+    https://$URLHOST:$PROXY_PORT/OK and accept it (the IDE's "accept certificate" dialog opens
+    that page too). A certificate from a CA (SSL_CERT_FILE/SSL_KEY_FILE in .env) avoids both.
+EOF
+	fi
+}
+if [ "$SWARM" = 1 ]; then
+	swarm_deploy # scripts/deploy-swarm.sh: the stack, its readiness, the test task, the URL
+	exit 0
 fi
 
 # ---- configuration files ------------------------------------------------------------------------
@@ -596,6 +741,10 @@ write_jail_conf() { # N
 		echo "TRUSTED_PROXIES=127.0.0.1/32"
 		echo "WORKER_ID=$TAG-$n"
 		echo "STATE_DIR=$PREFIX/run/jail$n"
+		# one STATE_DIR each, so no shared uid claims: disjoint task uid ranges instead
+		# (docs/security.md "Task uids"), out of 70000..89999
+		echo "PRISONER_UID=$((70000 + (n - 1) * (20000 / NB)))"
+		echo "PRISONER_UIDS=$((20000 / NB))"
 		echo "DRAIN_FILE=$PREFIX/drain/jail$n"
 		echo "CONTAINERD_SOCKET=$SOCK"
 		echo "CONTAINERD_NAMESPACE=$NS"
@@ -799,20 +948,11 @@ for d in "$PREFIX"/bin/*; do
 done
 
 # ---- 11. ready through the proxy ----------------------------------------------------------------
-available() {
-	curl -s -k -m 5 -K - 2>/dev/null <<EOF || true
-url = "https://127.0.0.1:$PROXY_PORT/$URLPATH"
-header = "Content-Type: application/json;charset=UTF-8"
-data = "{\"method\":\"available\",\"params\":{\"maxmemory\":1048576},\"id\":\"1\"}"
-EOF
-}
 t0=$(date +%s)
 next=15
 status=""
 while :; do
-	status=$(available | python3 -c 'import json,sys
-try: print(json.load(sys.stdin)["result"]["status"])
-except Exception: print("")' 2>/dev/null || true)
+	status=$(available_status)
 	[ "$status" = ready ] && break
 	if [ "$status" = offline ] && [ "$(find "$PREFIX/drain" -type f | wc -l)" -ge "$NB" ]; then
 		warn "every worker is drained: available answers offline until you remove $PREFIX/drain/jail*"
@@ -826,42 +966,6 @@ except Exception: print("")' 2>/dev/null || true)
 	fi
 	sleep 0.5
 done
-# one evaluation through the proxy: the sandbox really runs tasks (not only answers `available`)
-smoke() {
-	URLPATH=$URLPATH python3 - "$PROXY_PORT" <<'EOF'
-import json, os, ssl, sys, time, http.client
-port, path = int(sys.argv[1]), "/" + os.environ["URLPATH"]
-ctx = ssl.create_default_context()
-ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-def rpc(method, params):
-    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)
-    c.request("POST", path, json.dumps({"method": method, "params": params, "id": "1"}),
-              {"Content-Type": "application/json;charset=UTF-8"})
-    r = c.getresponse()
-    return r.status, r.read().decode("utf-8", "replace")
-script = ("#!/bin/bash\ncat > vpl_execution <<'X'\n#!/bin/bash\necho vplcell-smoke-ok\nX\n"
-          "chmod +x vpl_execution\n")
-st, body = rpc("request", {"files": {"vpl_evaluate.sh": script},
-                           "fileencoding": {"vpl_evaluate.sh": 0}, "filestodelete": {},
-                           "execute": "vpl_evaluate.sh", "interactive": 0, "lang": "en_US.UTF-8",
-                           "maxtime": 60, "maxmemory": 256 << 20, "maxfilesize": 1 << 20,
-                           "maxprocesses": 32, "pluginversion": 2026012812})
-if st != 200:
-    sys.exit("request: HTTP %d %s" % (st, body[:200]))
-admin = json.loads(body)["result"]["adminticket"]
-deadline = time.time() + 90
-while time.time() < deadline:
-    st, body = rpc("getresult", {"adminticket": admin, "pluginversion": 2026012812})
-    if st == 200:
-        res = json.loads(body)["result"]
-        if "vplcell-smoke-ok" in res.get("execution", ""):
-            sys.exit(0)
-        sys.exit("the task ran but said: %r %r" % (res.get("compilation", "")[:300],
-                                                    res.get("execution", "")[:300]))
-    time.sleep(0.2)
-sys.exit("the task did not finish in 90 s")
-EOF
-}
 if [ "$status" = ready ]; then
 	if ! smoke >"$tmp/smoke.out" 2>&1; then
 		cat "$tmp/smoke.out" >&2
@@ -870,15 +974,4 @@ if [ "$status" = ready ]; then
 	say "ready: a test task ran through the proxy on port $PROXY_PORT ($NB worker(s))"
 fi
 
-echo "Execution server URL: https://$URLHOST:$PROXY_PORT/$URLPATH"
-if [ "$OWN_CERT" = 1 ]; then
-	cat <<EOF
-The certificate is self-signed ($CERT). For Moodle:
-  - in Site administration > Plugins > Activity modules > Virtual programming lab, tick
-    "Accept self-signed certificates" (mod_vpl | acceptcertificates), so that Moodle's own
-    requests to the execution server are accepted;
-  - each browser that runs the VPL IDE must accept the certificate once: open
-    https://$URLHOST:$PROXY_PORT/OK and accept it (the IDE's "accept certificate" dialog opens
-    that page too). A certificate from a CA (SSL_CERT_FILE/SSL_KEY_FILE in .env) avoids both.
-EOF
-fi
+print_url

@@ -1,7 +1,15 @@
 #!/bin/bash
-# scripts/stopservices.sh [--now] [--purge] - stops what scripts/deploy.sh started, as root.
+# scripts/stopservices.sh [--now] [--purge] [--leave-swarm] - stops what scripts/deploy.sh
+# started, as root.
 #
-# In this order: the proxy; the workers (SIGTERM: each lets its running tasks finish, up to its
+# In this order: the swarm stack, when `deploy.sh --swarm` or `deploy.sh HOST...` deployed one
+# (PREFIX/run/swarm.stack): `docker stack rm`, then waits (at most 150 s: the workers drain for
+# their SHUTDOWN_GRACE) until no service, network or container of the stack is left, on this
+# host and on every HOST (through VPLCELL_REMOTE, as deploy.sh); --now sends the jail containers
+# on this host a second SIGTERM, which cuts their tasks short. The swarm itself, its nodes and
+# the docker secrets stay (the next deploy.sh reuses them); --leave-swarm makes every HOST and
+# then this host leave it (`docker swarm leave --force`); --purge also removes the secrets and
+# configs deploy.sh created. DOCKER_HOST is the one deploy.sh used unless set. Then: the proxy; the workers (SIGTERM: each lets its running tasks finish, up to its
 # SHUTDOWN_GRACE, then removes its containers; --now sends a second SIGTERM at once, which cuts
 # them short); then, in containerd, every task, container, lease and active snapshot of our
 # namespace (what a killed worker may have left); containerd itself; the shims of our socket that
@@ -25,13 +33,14 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=${VPLCELL_PREFIX:-/var/lib/vplcell}
-now=0 purge=0
+now=0 purge=0 leave=0
 for a in "$@"; do
 	case "$a" in
 	--now) now=1 ;;
 	--purge) purge=1 ;;
+	--leave-swarm) leave=1 ;;
 	*)
-		echo "usage: $0 [--now] [--purge]" >&2
+		echo "usage: $0 [--now] [--purge] [--leave-swarm]" >&2
 		exit 2
 		;;
 	esac
@@ -115,6 +124,78 @@ stop_matching() {
 	say "$name: stopped (pid ${pids% })"
 	return 0
 }
+
+# ---- the swarm stack (deploy.sh --swarm / HOST...) -----------------------------------------------
+if [ -s "$PREFIX/run/swarm.stack" ] || [ "$leave" = 1 ]; then
+	STACK=$(cat "$PREFIX/run/swarm.stack" 2>/dev/null)
+	if [ -z "${DOCKER_HOST:-}" ] && [ -s "$PREFIX/run/swarm.docker-host" ]; then
+		DOCKER_HOST=$(head -n 1 "$PREFIX/run/swarm.docker-host")
+		export DOCKER_HOST
+	fi
+	export DOCKER_CONFIG=$PREFIX/docker
+	REMOTE=${VPLCELL_REMOTE:-$(cat "$PREFIX/run/swarm.remote" 2>/dev/null)}
+	REMOTE=${REMOTE:-ssh -o BatchMode=yes}
+	nodes=$(cat "$PREFIX/run/swarm.nodes" 2>/dev/null)
+	remote() { # HOST LINE
+		# shellcheck disable=SC2086 # REMOTE is a command and its arguments
+		timeout 60 $REMOTE "$1" "$2" </dev/null 8>&-
+	}
+	stack_left() { # what of the stack is left, on this host and the nodes: empty when nothing
+		docker service ls -q --filter "label=com.docker.stack.namespace=$STACK" 2>/dev/null
+		docker network ls -q --filter "label=com.docker.stack.namespace=$STACK" 2>/dev/null
+		docker ps -aq --filter "label=com.docker.stack.namespace=$STACK" 2>/dev/null
+		for h in $nodes; do
+			remote "$h" "docker ps -aq --filter label=com.docker.stack.namespace=$STACK" 2>/dev/null
+		done
+	}
+	if ! docker version >/dev/null 2>&1; then
+		if [ -n "$STACK" ]; then
+			say "swarm: no Docker engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}: stack '$STACK' not removed"
+			failed=1
+		else
+			say "swarm: no Docker engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}: nothing to leave"
+		fi
+	elif [ -n "$STACK" ]; then
+		t0=$(date +%s)
+		if [ -n "$(docker stack services -q "$STACK" 2>/dev/null)" ]; then
+			jails=$(docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_jail")
+			docker stack rm "$STACK" >/dev/null 2>&1
+			if [ "$now" = 1 ] && [ -n "$jails" ]; then
+				sleep 0.5
+				# shellcheck disable=SC2086
+				docker kill -s TERM $jails >/dev/null 2>&1
+			fi
+		fi
+		end=$((t0 + 150))
+		while [ -n "$(stack_left)" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.5; done
+		if [ -n "$(stack_left)" ]; then
+			say "swarm: stack $STACK not gone after 150 s (docker stack ps $STACK)"
+			failed=1
+		else
+			say "swarm: stack $STACK removed, no container of it left ($(($(date +%s) - t0)) s)"
+			rm -f "$PREFIX/run/swarm.stack"
+		fi
+	fi
+	if [ "$failed" = 0 ] && [ "$purge" = 1 ]; then
+		for k in secret config; do
+			for n in $(docker "$k" ls -q --filter "label=org.vplcell.prefix=$PREFIX" 2>/dev/null); do
+				docker "$k" rm "$n" >/dev/null 2>&1 || failed=1
+			done
+		done
+		say "swarm: removed the secrets and configs of $PREFIX"
+	fi
+	if [ "$leave" = 1 ] && [ "$failed" = 0 ]; then
+		for h in $nodes; do
+			if remote "$h" "docker swarm leave --force" >/dev/null 2>&1; then
+				say "swarm: node $h left the swarm"
+			else
+				say "swarm: node $h could not leave the swarm (not in one?)"
+			fi
+		done
+		rm -f "$PREFIX/run/swarm.nodes"
+		if docker swarm leave --force >/dev/null 2>&1; then say "swarm: this host left the swarm"; fi
+	fi
+fi
 
 # ---- proxy and workers --------------------------------------------------------------------------
 stop_matching proxy "/vpl-proxy -f $PREFIX/proxy.conf " 15 || true
@@ -302,6 +383,8 @@ for n in $workers; do
 	rm -rf "$PREFIX/run/jail$n" "$PREFIX/run/jail$n.confsum"
 done
 rm -f "$PREFIX/run/proxy.confsum" "$PREFIX/run/proxy.certsum"
+# the stack's workers' task directories (same-path VPLCELL_DIR) once the stack is gone
+[ -s "$PREFIX/run/swarm.stack" ] || rm -rf "$PREFIX/swarm/run"
 
 # ---- check --------------------------------------------------------------------------------------
 left=$(

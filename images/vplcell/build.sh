@@ -19,7 +19,9 @@
 #
 # Cache: $VPLCELL_IMAGE_CACHE (default /var/cache/vplcell/images)/vplcell-<16 hex>.tar, keyed by a
 # sha256 over this script and every file copied into the image (binaries and libraries). Concurrent
-# runs serialise on a flock in the cache dir. Needs: ldd, busybox-static (installed with apt-get if
+# runs serialise on a flock in the cache dir. A reused entry is touched (its mtime is its last use);
+# after a build, older vplcell entries are pruned by scripts/prune-image-cache.sh (the newest
+# VPLCELL_IMAGE_CACHE_KEEP=3 kept, none used within the hour removed; VPLCELL_IMAGE_CACHE_DAYS). Needs: ldd, busybox-static (installed with apt-get if
 # missing), curl, docker-registry (apt-get if missing), ca-certificates.
 set -euo pipefail
 exec 3>&1 1>&2
@@ -78,6 +80,7 @@ out=$CACHE/vplcell-$key.tar
 exec 9>"$CACHE/.vplcell-image.lock"
 flock 9
 if [ -s "$out" ]; then
+	touch "$out" # last use, for scripts/prune-image-cache.sh
 	log "cached: $out"
 	echo "$out" >&3
 	exit 0
@@ -138,6 +141,11 @@ health:
     interval: 10s
     threshold: 3
 P
+# the stack's registry service (conf/stack.yml): the site registry's storage (scripts/registry.sh,
+# where deploy.sh pushes), bind-mounted read-only, served without auth on the private overlay
+sed -e 's/^  delete:$/  maintenance:\n    uploadpurging:\n      enabled: false\n    readonly:\n      enabled: true\n  delete:/' \
+	"$R/etc/docker/registry/config.yml" >"$R/etc/docker/registry/readonly.yml"
+grep -q '^      enabled: true' "$R/etc/docker/registry/readonly.yml" || die "readonly.yml: sed failed"
 cat >"$R/usr/local/bin/vplcell-jail-entry" <<'P'
 #!/bin/sh
 # Entry of the jail service: containerd (on the host) bind-mounts HELPER_PATH into every task, so the
@@ -157,4 +165,7 @@ chmod 0755 "$R/usr/local/bin/vplcell-jail-entry"
 tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -C "$R" -cf "$out.tmp" .
 mv "$out.tmp" "$out"
 log "built $out ($(du -h "$out" | cut -f1), $(wc -w <<<"$LIBS") libraries)"
+# older builds of this image (each binary change adds one): under our lock (fd 9)
+VPLCELL_IMAGE_CACHE=$CACHE VPLCELL_PRUNE_LOCK_HELD=$CACHE/.vplcell-image.lock \
+	"$root/scripts/prune-image-cache.sh" vplcell || true
 echo "$out" >&3
