@@ -31,6 +31,9 @@ struct web_sink {
 	void (*output)(void *sess, const void *data, size_t len);
 	void (*ended)(void *sess);
 	void *sess;
+	/* Instead of `ended`, when the relay was never opened because all of the task's relays
+	 * were busy (the keeper refused it after web_open returned: privsep). NULL: `ended`. */
+	void (*refused)(void *sess);
 };
 
 /* Where a method whose answer comes later (update) registers, set by the HTTP layer for

@@ -55,7 +55,7 @@ enum pmsg_type {
 	K_EXEC_OUT,    /* u64 id, bytes */
 	K_EXEC_ENDED,  /* u64 id, str why */
 	K_WEB_OUT,     /* u64 relay, bytes */
-	K_WEB_ENDED,   /* u64 relay */
+	K_WEB_ENDED,   /* u64 relay, u8 refused (never opened: all the task's relays busy) */
 	K_WEB_QUEUED,  /* u64 relay, u64 consumed, u64 queued */
 	K_UPDATE_DONE, /* u64 request, u8 ok */
 	K_TLS,	       /* bytes certificate chain (PEM), bytes private key (PEM) */

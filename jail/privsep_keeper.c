@@ -203,11 +203,12 @@ static void web_output(void *sess, const void *data, size_t len)
 	send_buf(r->k, K_WEB_OUT, &b);
 }
 
-static void send_web_ended(struct keeper *k, uint64_t id)
+static void send_web_ended(struct keeper *k, uint64_t id, bool refused)
 {
 	struct buf b;
 	buf_init(&b, 64);
 	pmsg_put_u64(&b, id);
+	pmsg_put_u8(&b, refused);
 	send_buf(k, K_WEB_ENDED, &b);
 }
 
@@ -215,7 +216,7 @@ static void web_ended(void *sess)
 {
 	struct kp_relay *r = sess;
 	r->handle = NULL; /* freed by the next sync: we may be inside a sandbox call */
-	send_web_ended(r->k, r->id);
+	send_web_ended(r->k, r->id, false);
 }
 
 static void update_done(void *arg, int ok)
@@ -458,11 +459,11 @@ static void on_web_open(struct keeper *k, uint64_t rid, uint64_t id)
 {
 	struct kp_task *kt = find_task(k, id);
 	struct kp_relay *r = calloc(1, sizeof *r);
-	struct err e;
+	struct err e = {0};
 	if (kt && r && !find_relay(k, rid)) {
 		r->k = k;
 		r->id = rid;
-		struct web_sink sink = {web_output, web_ended, r};
+		struct web_sink sink = {web_output, web_ended, r, NULL};
 		if ((r->handle = sandbox_web_open(k->sb, kt->t, &sink, &e))) {
 			r->next = k->relays;
 			k->relays = r;
@@ -476,7 +477,7 @@ static void on_web_open(struct keeper *k, uint64_t rid, uint64_t id)
 			 e.msg);
 	}
 	free(r);
-	send_web_ended(k, rid);
+	send_web_ended(k, rid, e.code == EBUSY);
 }
 
 static void on_web_input(struct keeper *k, struct pmsg_rd *rd)
@@ -494,7 +495,7 @@ static void on_web_input(struct keeper *k, struct pmsg_rd *rd)
 		/* too much waits: the connection goes, as sandbox_web_input's caller did */
 		sandbox_web_close(k->sb, r->handle);
 		r->handle = NULL;
-		send_web_ended(k, rid);
+		send_web_ended(k, rid, false);
 		return;
 	}
 	r->last_queued = q;

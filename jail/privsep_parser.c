@@ -459,11 +459,15 @@ static void on_msg(void *arg, enum pmsg_type type, struct pmsg_rd *rd)
 	}
 	case K_WEB_ENDED: {
 		struct psp_relay *r = find_relay(p, pmsg_get_u64(rd));
+		bool refused = pmsg_get_u8(rd) == 1;
 		if (!r)
 			return;
 		struct web_sink s = r->sink;
 		unlink_relay(p, r);
-		s.ended(s.sess);
+		if (refused && s.refused)
+			s.refused(s.sess);
+		else
+			s.ended(s.sess);
 		return;
 	}
 	case K_WEB_QUEUED: {

@@ -62,7 +62,7 @@ struct conn {
 	struct ws_sess *ws; /* an upgraded monitor/execute socket */
 	/* web-app pass-through: the sandbox's relay to the task's local server */
 	struct lws *wsi;
-	bool proxying, relay_ended, out_paused, rx_paused, got_output;
+	bool proxying, relay_ended, out_paused, rx_paused, got_output, relay_refused;
 	void *relay; /* NULL once ended or closed */
 	struct jail *jail;
 	struct buf pout; /* the local server's bytes not yet written to the client */
@@ -190,6 +190,13 @@ static void proxy_ended(void *sess)
 	lws_callback_on_writable(c->wsi);
 }
 
+static void proxy_refused(void *sess)
+{
+	struct conn *c = sess;
+	c->relay_refused = true;
+	proxy_ended(sess);
+}
+
 /* Path and query as they go to the local server: lws gives them decoded. */
 static void put_encoded(struct buf *b, const char *s, const char *keep)
 {
@@ -261,7 +268,7 @@ static int proxy_start(struct lws *wsi, struct server *s, struct conn *c, struct
 	c->wsi = wsi;
 	c->proxy_task = t->id;
 	buf_init(&c->pout, PROXY_OUT_MAX);
-	struct web_sink sink = {proxy_output, proxy_ended, c};
+	struct web_sink sink = {proxy_output, proxy_ended, c, proxy_refused};
 	struct err e;
 	c->relay = j->web_open(j->sandbox, t, &sink, &e);
 	if (!c->relay) {
@@ -325,7 +332,10 @@ static int proxy_writeable(struct lws *wsi, struct server *s, struct conn *c)
 		struct http_reply_opts o = {.tls = c->rq.tls,
 					    .hsts_max_age = s->jail->cfg.hsts_max_age};
 		buf_reset(&c->out);
-		http_reply_error(&c->out, &o, 502, "Bad Gateway", NULL);
+		if (c->relay_refused) /* as web_open's own refusal: the client may retry */
+			http_reply_error(&c->out, &o, 503, "Service Unavailable", NULL);
+		else
+			http_reply_error(&c->out, &o, 502, "Bad Gateway", NULL);
 		c->replying = true;
 		return write_some(wsi, c);
 	}

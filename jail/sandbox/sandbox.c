@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <arpa/inet.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctr_client.h"
@@ -1849,6 +1850,14 @@ struct sandbox *sandbox_new(const struct jail_config *cfg, struct evloop *ev, st
 	}
 	sb->cfg = cfg;
 	sb->ev = ev;
+	/* Container and shim-group numbers start at the wall clock in ms, not 1: a worker
+	 * restarted with the same WORKER_ID must not reuse the id of a container (or the group
+	 * of a shim) its killed predecessor left behind ("failed to start shim: mkdir ...: file
+	 * exists"). It never makes containers faster than one a millisecond. */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	sb->seq = sb->group_seq =
+	    (unsigned long long)now.tv_sec * 1000 + (unsigned long long)now.tv_nsec / 1000000;
 	if (cfg->worker_id) {
 		snprintf(sb->worker, sizeof sb->worker, "%s", cfg->worker_id);
 	} else {
