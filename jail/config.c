@@ -30,7 +30,7 @@ extern char **environ;
 #define DEFAULT_STATE  "/run/vplcell"
 /* No account needed: a uid no Debian range hands out, outside the prisoners' (docs/security.md) */
 #define DEFAULT_PRIVSEP_USER "99999"
-#define MiB	       (1024LL * 1024)
+#define MiB		     (1024LL * 1024)
 
 enum key_type {
 	T_INT,	   /* int field, cfg_parse_int within [min, max] */
@@ -433,7 +433,8 @@ static int check_config(const struct jail_config *c, const char *where, struct e
 	char *end;
 	long long pu = strtoll(c->privsep_user, &end, 10);
 	if (*c->privsep_user && !*end && (pu <= 0 || (pu >= c->prisoner_uid && pu <= last_uid)))
-		return err_set(err, EINVAL, "%s: PRIVSEP_USER %lld is root or a task uid", where, pu);
+		return err_set(err, EINVAL, "%s: PRIVSEP_USER %lld is root or a task uid", where,
+			       pu);
 	return 0;
 }
 

@@ -94,9 +94,9 @@ struct jail_config {
 	long long task_ttl_extra; /* TASK_TTL_EXTRA, seconds, 0..86400; 30 */
 	int shutdown_grace;	  /* SHUTDOWN_GRACE, seconds tasks may finish after SIGTERM; 60 */
 	long long min_free_disk;  /* MIN_FREE_DISK bytes; below it new tasks get 503; 0 = off */
-	int privsep;		  /* PRIVSEP bool: parse the network in an unprivileged process; 1 */
-	char *privsep_user;	  /* PRIVSEP_USER name or uid of that process; "99999" */
-	int start_concurrency;	  /* START_CONCURRENCY: containers made at once; 0 = 2 x CPUs */
+	int privsep;	       /* PRIVSEP bool: parse the network in an unprivileged process; 1 */
+	char *privsep_user;    /* PRIVSEP_USER name or uid of that process; "99999" */
+	int start_concurrency; /* START_CONCURRENCY: containers made at once; 0 = 2 x CPUs */
 
 	/* The sandbox: where and how tasks run. */
 	char *containerd_socket;    /* CONTAINERD_SOCKET; NULL = no sandbox */
