@@ -83,6 +83,8 @@ import test_multihost as mh  # noqa: E402  (the namespaces, NsJail, the proxy)
 from harness import Response, containerd_start, containerd_stop, recv_all  # noqa: E402
 from proxyharness import Proxy, Secrets, metric, worker_conf  # noqa: E402
 from wsclient import WsClient  # noqa: E402
+sys.path.insert(0, HERE)
+from interactive import worker_pids  # noqa: E402  (the keeper and its privsep parser)
 
 BUILD = os.environ.get("VPL_BUILD", "build")
 PID = os.getpid()
@@ -244,14 +246,6 @@ def pct(xs, p):
 
 
 # ---------------------------------------------------------------- /proc
-
-def worker_pids(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [pid] + [int(x) for x in f.read().split()]
-    except OSError:
-        return [pid]
-
 
 def status_kb(pid, key):
     try:

@@ -104,10 +104,12 @@ static void unlink_relay(struct psp *p, struct psp_relay *r)
 
 static int send_id(struct psp *p, enum pmsg_type type, uint64_t id, struct err *err)
 {
-	unsigned char b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (unsigned char)(id >> (56 - 8 * i));
-	return pchan_send_raw(p->ch, type, b, sizeof b, err);
+	struct buf b;
+	buf_init(&b, 64);
+	pmsg_put_u64(&b, id);
+	int rc = pchan_send(p->ch, type, &b, err);
+	buf_free(&b);
+	return rc;
 }
 
 static void put_files(struct buf *b, const struct task_files *f)
