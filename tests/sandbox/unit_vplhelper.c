@@ -1268,8 +1268,11 @@ static void test_terminal_relay_killed(void **state)
 	/* The name is free again, and the helper still serves. */
 	chan_close(&c);
 	chan_make(&c, &t, "run");
-	send_cmd(ctl, "T run " T_LIMITS " 1\n/bin/true\n");
+	/* It waits for input: a program that exits at once can take its relay, and the relay's
+	 * read end, away before the test opens the input FIFO (ENXIO, seen on a loaded CI). */
+	send_cmd(ctl, "T run " T_LIMITS " 3\n/bin/sh\n-c\nread x\n");
 	chan_started(&c, &r, "run");
+	chan_write(&c, "\n");
 	len = 0;
 	assert_true(chan_read(&c, out, sizeof out, &len, NULL, TIMEOUT_MS));
 	next_line(&r, line, sizeof line);
