@@ -662,6 +662,29 @@ static void on_task_started(void *arg, const struct ctr_status *st, uint32_t pid
 static void phase_finish(struct run *r);
 static void on_grace(void *arg);
 
+/* True when the kernel OOM-killed a process of container id's cgroup (cgroupsPath is
+ * /vplcell/<id>, oci_spec): "oom_kill N" in memory.events (v2) or memory.oom_control
+ * (v1). Kernel files under a hierarchy the container sees read-only, not its paths. */
+static bool cgroup_oom_killed(const char *id)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "/sys/fs/cgroup/vplcell/%s/memory.events", id);
+	FILE *f = fopen(p, "re");
+	if (!f) {
+		snprintf(p, sizeof p, "/sys/fs/cgroup/memory/vplcell/%s/memory.oom_control", id);
+		f = fopen(p, "re");
+	}
+	if (!f)
+		return false;
+	char line[128];
+	unsigned long long n = 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "oom_kill %llu", &n) == 1)
+			break;
+	fclose(f);
+	return n > 0;
+}
+
 static void on_init_exit(void *arg, const struct ctr_status *st, uint32_t status)
 {
 	struct run *r = arg;
@@ -1131,6 +1154,14 @@ static void phase_finish(struct run *r)
 		char t[128];
 		snprintf(t, sizeof t, "Jail: output truncated at %zu bytes.", ph->out->len);
 		note(r, ph->out, t);
+	}
+	if (!r->oom && !r->timed_out && cgroup_oom_killed(r->id)) {
+		/* The OOM event can trail the exit, or never come: the shim drops it when the
+		 * cgroup is gone before it reads it. The kernel's own counter is certain. */
+		r->oom = true;
+		if (r->task)
+			r->task->oom_mib = (unsigned)(r->task->limits.maxmemory >> 20);
+		log_info("task %llu: out of memory (cgroup counter)", r->task_id);
 	}
 	if (ph->out) {
 		char sig[96];

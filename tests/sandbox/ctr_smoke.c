@@ -939,15 +939,16 @@ static void scenario(struct ctr_client *c, struct ctr_sub *sub)
 		      "Tasks.Wait c: exit %u (137 or 3 after dd was OOM-killed)", rw.u);
 	else
 		check(false, "Tasks.Wait c: no exit within 10 s");
+	/* The OOM event comes from the shim's cgroup watch and may trail the exit event on a
+	 * loaded machine; the shim drops it if the cgroup is gone by the time it reads it
+	 * (CI once lost it that way), so wait for both before the delete. */
+	double te = now_ms();
+	while (now_ms() - te < 10000 && !(find_event("/tasks/exit", Cbox.id, Cbox.id) &&
+					  find_event("/tasks/oom", Cbox.id, NULL)))
+		loop_once();
 	box_delete(c, &Cbox, "c");
 
 	/* ---- events seen through the subscription ---- */
-	double te = now_ms();
-	/* The OOM event comes from the shim's cgroup watch, and may trail the exit event on a
-	 * loaded machine (seen in CI): wait for both. */
-	while (now_ms() - te < 5000 && !(find_event("/tasks/exit", Cbox.id, Cbox.id) &&
-					 find_event("/tasks/oom", Cbox.id, NULL)))
-		loop_once();
 	const struct evrec *x;
 	x = find_event("/tasks/exit", A.id, A.id);
 	check(x && x->exit_status == 0, "event /tasks/exit a (exit %d)",

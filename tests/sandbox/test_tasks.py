@@ -72,14 +72,18 @@ def result(ticket, timeout=90, jail=None):
     raise AssertionError("task did not finish")
 
 
-def evaluate(program_files, run_cmd, **limits):
+def eval_request(program_files, run_cmd, **limits):
     """The shape of the plugin's default evaluation: a script that compiles
-    and leaves vpl_execution behind."""
+    and leaves vpl_execution behind. Returns the admin ticket."""
     files = dict(program_files)
     files["vpl_evaluate.sh"] = ("#!/bin/bash\n" + run_cmd.get("compile", "") + "\n"
                                 "cat > vpl_execution <<'EOF'\n#!/bin/bash\n" +
                                 run_cmd["run"] + "\nEOF\nchmod +x vpl_execution\n")
-    return result(request(files, todelete={"vpl_evaluate.sh": 1}, **limits))
+    return request(files, todelete={"vpl_evaluate.sh": 1}, **limits)
+
+
+def evaluate(program_files, run_cmd, **limits):
+    return result(eval_request(program_files, run_cmd, **limits))
 
 
 HELLO_C = '#include <stdio.h>\nint main(void){ printf("Hello world\\n"); return 0; }\n'
@@ -325,6 +329,21 @@ def test_memory_hog_is_out_of_memory():
     g = evaluate({"hog.py": "a=[]\nwhile True: a.append(bytearray(8<<20))\n"},
                  {"run": "python3 hog.py"}, maxmemory=64 << 20)
     assert "out of memory" in g["execution"].lower() or "MemoryError" in g["execution"], g
+
+
+HOG_C = ("#include <stdlib.h>\n#include <string.h>\n"
+         "int main(void){ for(;;){ char *p = malloc(8 << 20); if (p) memset(p, 1, 8 << 20); } }\n")
+
+
+def test_memory_hog_always_reported():
+    """Several hogs at once (a loaded machine): each is told "out of memory", never a bare
+    kill signal, even when containerd's OOM event trails the exit or is dropped."""
+    tickets = [eval_request({"hog.c": HOG_C}, {"compile": "gcc -o hog hog.c", "run": "./hog"},
+                            maxmemory=64 << 20) for _ in range(4)]
+    for t in tickets:
+        g = result(t)
+        assert "Jail: out of memory." in g["execution"], g
+        assert "killed by signal" not in g["execution"].lower(), g
 
 
 def test_fork_bomb_contained():
