@@ -51,6 +51,8 @@ struct jail_stats {
 	uint64_t errors;
 };
 
+struct ws_sess;
+
 struct jail {
 	struct jail_config cfg;
 	struct task_table *tasks;
@@ -107,8 +109,9 @@ struct jail {
 	/* What the task waits for before compiling (an image pull), for the
 	 * monitor: false when nothing to say. */
 	bool (*task_progress)(void *sandbox, struct task *t, char *out, size_t n);
-	int64_t (*now_ms)(void); /* monotonic clock, replaceable in tests */
-	struct evloop *ev;	 /* non-socket fds and timers; NULL without a sandbox */
+	int64_t (*now_ms)(void);  /* monotonic clock, replaceable in tests */
+	struct evloop *ev;	  /* non-socket fds and timers; NULL without a sandbox */
+	struct ws_sess *monitors; /* open monitor sockets (ws.c) */
 };
 
 int64_t jail_monotonic_ms(void);

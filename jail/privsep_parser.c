@@ -407,6 +407,8 @@ static void on_task(struct psp *p, struct pmsg_rd *rd)
 		buf_append(&t->compilation, comp, clen, NULL);
 	if (elen)
 		buf_append(&t->execution, exe, elen, NULL);
+	bool was_started = t->compile_started, was_awaiting = t->awaiting_execute,
+	     had_ticket = t->passthrough[0] != '\0';
 	t->compile_started = flags & KT_COMPILE_STARTED;
 	t->awaiting_execute = (flags & KT_AWAITING_EXECUTE) && !pt->attached;
 	t->timed_out = flags & KT_TIMED_OUT;
@@ -419,6 +421,9 @@ static void on_task(struct psp *p, struct pmsg_rd *rd)
 	if ((enum task_state)state > t->state && t->state < TASK_DONE &&
 	    task_set_state(t, (enum task_state)state, &e) < 0)
 		log_err("task %llu: %s", (unsigned long long)id, e.msg);
+	if (was_started != t->compile_started || was_awaiting != t->awaiting_execute ||
+	    had_ticket != (t->passthrough[0] != '\0') || t->timed_out || t->oom_mib)
+		task_touch(t);
 }
 
 static void on_msg(void *arg, enum pmsg_type type, struct pmsg_rd *rd)

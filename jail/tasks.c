@@ -14,7 +14,21 @@ struct task_table {
 	uint64_t next_id;
 	task_release_fn release;
 	void *release_arg;
+	task_notify_fn notify;
+	void *notify_arg;
 };
+
+void task_table_set_notify(struct task_table *tt, task_notify_fn fn, void *arg)
+{
+	tt->notify = fn;
+	tt->notify_arg = arg;
+}
+
+void task_touch(struct task *t)
+{
+	if (t->table && t->table->notify)
+		t->table->notify(t, t->table->notify_arg);
+}
 
 void task_table_set_release(struct task_table *tt, task_release_fn fn, void *arg)
 {
@@ -76,6 +90,7 @@ struct task *task_create(struct task_table *tt, int64_t now_ms, struct err *err)
 		return NULL;
 	}
 	t->id = tt->next_id++;
+	t->table = tt;
 	t->state = TASK_COMPILING;
 	t->created_ms = now_ms;
 	t->deadline_ms = INT64_MAX;
@@ -134,6 +149,7 @@ int task_set_state(struct task *t, enum task_state to, struct err *err)
 			       (unsigned long long)t->id, task_state_name(t->state),
 			       task_state_name(to));
 	t->state = to;
+	task_touch(t);
 	return 0;
 }
 

@@ -69,8 +69,9 @@ struct task {
 	bool compile_started;  /* the compile script runs */
 	bool awaiting_execute; /* interactive, compiled: waiting for the execute socket */
 	enum task_run_kind run_kind;
-	bool timed_out;	  /* killed at its time limit */
-	unsigned oom_mib; /* > 0: killed for memory, at this limit */
+	bool timed_out;		  /* killed at its time limit */
+	unsigned oom_mib;	  /* > 0: killed for memory, at this limit */
+	struct task_table *table; /* for task_touch; NULL for a task not made by task_create */
 	struct task *next;
 };
 
@@ -83,6 +84,14 @@ void task_table_free(struct task_table *tt);
  * shutdown): the sandbox aborts the run and cleans its container up. */
 typedef void (*task_release_fn)(struct task *t, void *arg);
 void task_table_set_release(struct task_table *tt, task_release_fn fn, void *arg);
+
+/* Called, synchronously, when what a task's monitor reports may have changed: its state
+ * (task_set_state calls it) or the progress flags (whoever sets them calls task_touch).
+ * The callee must not change the table: it only schedules work (ws.c wakes the task's
+ * monitor sockets at once instead of at their next tick). */
+typedef void (*task_notify_fn)(struct task *t, void *arg);
+void task_table_set_notify(struct task_table *tt, task_notify_fn fn, void *arg);
+void task_touch(struct task *t);
 
 /* New task in COMPILING with three fresh tickets. Fails with code EBUSY at
  * the MAX_TASKS cap. */

@@ -37,6 +37,7 @@ struct ws_sess {
 	bool closing; /* close once the queue is drained */
 	bool gone;    /* nothing more is sent */
 	/* monitor */
+	struct ws_sess *mon_next, **mon_prev; /* j->monitors, for on_task_changed */
 	struct monitor *mon;
 	enum mon_state last_state;
 	bool said_before_running, said_timeout, said_oom, said_web_ticket;
@@ -181,6 +182,17 @@ static char *valid_text(const struct buf *b, size_t *len)
 }
 
 /* Feeds the monitor with what changed in the task since the last poll. */
+/* A task's state or progress changed (task_touch): its monitors speak now rather than at
+ * their next 100 ms tick, so "retrieve:" and "run:" reach the browser at once. Only a
+ * timer is set here: the caller may be in the middle of changing the task table. */
+static void on_task_changed(struct task *t, void *arg)
+{
+	struct jail *j = arg;
+	for (struct ws_sess *s = j->monitors; s; s = s->mon_next)
+		if (s->task_id == t->id && !s->gone)
+			lws_set_timer_usecs(s->wsi, 0);
+}
+
 static void mon_poll(struct ws_sess *s, int64_t now)
 {
 	struct task *t = task_by_id(s->j->tasks, s->task_id);
@@ -345,6 +357,12 @@ struct ws_sess *ws_open(struct jail *j, struct lws *wsi, const char *path, const
 		}
 		s->last_state = (enum mon_state) - 1;
 		mon_poll(s, s->opened_ms);
+		task_table_set_notify(j->tasks, on_task_changed, j);
+		s->mon_next = j->monitors;
+		if (j->monitors)
+			j->monitors->mon_prev = &s->mon_next;
+		s->mon_prev = &j->monitors;
+		j->monitors = s;
 	} else {
 		t->execute_used = true;
 		exec_try_attach(s, s->opened_ms);
@@ -453,6 +471,11 @@ void ws_closed(struct ws_sess *s)
 	int64_t now = s->j->now_ms();
 	jail_metrics_ws(s->j, s->kind == WS_MONITOR, -1);
 	if (s->kind == WS_MONITOR) {
+		if (s->mon_prev) {
+			*s->mon_prev = s->mon_next;
+			if (s->mon_next)
+				s->mon_next->mon_prev = s->mon_prev;
+		}
 		if (!s->gone && monitor_client_gone(s->mon, now))
 			stop_task(s, "the monitor socket closed");
 		monitor_free(s->mon);

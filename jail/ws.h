@@ -7,7 +7,8 @@
  * waiting for the socket to be writable.
  *
  * - monitor: text messages made by monitor.c from the task's progress,
- *   polled every 100 ms; data from the browser, or the browser closing,
+ *   polled every 100 ms and at once when the task changes (task_touch);
+ *   data from the browser, or the browser closing,
  *   stops the task (except while its result waits to be retrieved).
  * - execute: the program's terminal (or VNC/web relay) through the
  *   sandbox: output as text frames cut at UTF-8 boundaries (invalid bytes

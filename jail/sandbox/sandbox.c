@@ -1390,6 +1390,7 @@ static void advance(struct run *r)
 			snprintf(script, sizeof script, "./%s", r->task->script);
 			const char *args[] = {script, NULL};
 			r->task->compile_started = true;
+			task_touch(r->task);
 			start_phase(r, "compile", args, &r->task->compilation);
 		} else {
 			r->step = ST_PROBE;
@@ -1415,6 +1416,7 @@ static void advance(struct run *r)
 			r->step = ST_WAIT_EXEC;
 			r->task->run_kind = TASK_RUN_TERMINAL;
 			r->task->awaiting_execute = true;
+			task_touch(r->task);
 			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
 			return;
 		}
@@ -1423,6 +1425,7 @@ static void advance(struct run *r)
 			r->step = ST_WAIT_EXEC;
 			r->task->run_kind = TASK_RUN_WEB;
 			r->task->awaiting_execute = true;
+			task_touch(r->task);
 			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
 			return;
 		}
@@ -1430,6 +1433,7 @@ static void advance(struct run *r)
 			r->step = ST_WAIT_EXEC;
 			r->task->run_kind = TASK_RUN_VNC;
 			r->task->awaiting_execute = true;
+			task_touch(r->task);
 			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
 			return;
 		}
@@ -2506,6 +2510,7 @@ static void web_address(struct run *r, const char *a)
 	ev_timer_cancel(r->addr_timer);
 	r->addr_timer = NULL;
 	log_info("task %llu: web program serving on %s:%d", r->task_id, ip, port);
+	task_touch(r->task);
 }
 
 static void start_web(struct run *r)
