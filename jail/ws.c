@@ -181,7 +181,6 @@ static char *valid_text(const struct buf *b, size_t *len)
 	return (char *)out;
 }
 
-/* Feeds the monitor with what changed in the task since the last poll. */
 /* A task's state or progress changed (task_touch): its monitors speak now rather than at
  * their next 100 ms tick, so "retrieve:" and "run:" reach the browser at once. Only a
  * timer is set here: the caller may be in the middle of changing the task table. */
@@ -193,6 +192,7 @@ static void on_task_changed(struct task *t, void *arg)
 			lws_set_timer_usecs(s->wsi, 0);
 }
 
+/* Feeds the monitor with what changed in the task since the last poll. */
 static void mon_poll(struct ws_sess *s, int64_t now)
 {
 	struct task *t = task_by_id(s->j->tasks, s->task_id);
