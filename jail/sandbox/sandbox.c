@@ -556,6 +556,12 @@ static void on_chain(void *arg, const struct ctr_status *st, const char *value)
 	if (callback_enter(r, true)) {
 		if (st->code == CTR_NOT_FOUND && r->sb->puller && r->src.local.host[0]) {
 			pull_image(r);
+		} else if (st->code == CTR_UNAVAILABLE || st->code == CTR_DEADLINE_EXCEEDED) {
+			/* Not the teacher's image at fault: say so, or they would chase DOCKER=. */
+			fail_run(r,
+				 "vpl-jail: the server's container runtime did not answer; try "
+				 "again in a moment (%s)",
+				 st->details);
 		} else if (st->code != CTR_OK || !value) {
 			fail_run(r, "vpl-jail: the image %s is not available on this server (%s)",
 				 r->image, st->code == CTR_NOT_FOUND ? "not found" : st->details);

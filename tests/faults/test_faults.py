@@ -364,6 +364,10 @@ def test_containerd_stopped_and_restarted_mid_load():
     caught = [r for r in recs if r["t0"] < t_back and r["t1"] > t_stop]
     assert any(r["outcome"] in ("failed", "lost") for r in caught), \
         "no task was caught by the outage (%d overlapped it)" % len(caught)
+    # An outage of the runtime is not the teacher's image at fault (the exam bench once
+    # said "image ... is not available" for it).
+    blamed = [r["why"] for r in caught if "is not available on this server" in r["why"]]
+    assert not blamed, blamed
     # What the outage left (cleanups that failed while containerd was down) is removed by the
     # workers' sweeps: at most the warm pools remain (POOL_SIZE=1 each).
     deadline = time.time() + HANG_S
