@@ -408,7 +408,8 @@ static void on_task(struct psp *p, struct pmsg_rd *rd)
 	if (elen)
 		buf_append(&t->execution, exe, elen, NULL);
 	bool was_started = t->compile_started, was_awaiting = t->awaiting_execute,
-	     had_ticket = t->passthrough[0] != '\0';
+	     was_timed_out = t->timed_out, had_ticket = t->passthrough[0] != '\0';
+	unsigned was_oom = t->oom_mib;
 	t->compile_started = flags & KT_COMPILE_STARTED;
 	t->awaiting_execute = (flags & KT_AWAITING_EXECUTE) && !pt->attached;
 	t->timed_out = flags & KT_TIMED_OUT;
@@ -422,7 +423,8 @@ static void on_task(struct psp *p, struct pmsg_rd *rd)
 	    task_set_state(t, (enum task_state)state, &e) < 0)
 		log_err("task %llu: %s", (unsigned long long)id, e.msg);
 	if (was_started != t->compile_started || was_awaiting != t->awaiting_execute ||
-	    had_ticket != (t->passthrough[0] != '\0') || t->timed_out || t->oom_mib)
+	    had_ticket != (t->passthrough[0] != '\0') || was_timed_out != t->timed_out ||
+	    was_oom != t->oom_mib)
 		task_touch(t);
 }
 

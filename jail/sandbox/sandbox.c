@@ -1195,6 +1195,18 @@ static void phase_finish(struct run *r)
 
 /* ------------------------------------------------------------ the flow */
 
+/* Interactive, compiled: the program starts when the browser opens the execute socket
+ * (sandbox_exec_attach), which it must do within EXEC_WAIT_MS. */
+static void wait_for_execute(struct run *r, enum task_run_kind kind)
+{
+	struct err e;
+	r->step = ST_WAIT_EXEC;
+	r->task->run_kind = kind;
+	r->task->awaiting_execute = true;
+	task_touch(r->task);
+	r->exec_wait = ev_timer_add(r->sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
+}
+
 static void build_env(struct run *r, const char **env, char store[][320], size_t max)
 {
 	const struct jail_config *cfg = r->sb->cfg;
@@ -1417,30 +1429,16 @@ static void advance(struct run *r)
 			return;
 		}
 		if (r->task->interactive && ex) {
-			/* The program starts when the browser opens the execute
-			 * socket (sandbox_exec_attach). */
-			r->step = ST_WAIT_EXEC;
-			r->task->run_kind = TASK_RUN_TERMINAL;
-			r->task->awaiting_execute = true;
-			task_touch(r->task);
-			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
+			wait_for_execute(r, TASK_RUN_TERMINAL);
 			return;
 		}
 		/* §3.3: vpl_execution, else vpl_webexecution, else vpl_wexecution */
 		if (r->task->interactive && webex) {
-			r->step = ST_WAIT_EXEC;
-			r->task->run_kind = TASK_RUN_WEB;
-			r->task->awaiting_execute = true;
-			task_touch(r->task);
-			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
+			wait_for_execute(r, TASK_RUN_WEB);
 			return;
 		}
 		if (r->task->interactive && wex) {
-			r->step = ST_WAIT_EXEC;
-			r->task->run_kind = TASK_RUN_VNC;
-			r->task->awaiting_execute = true;
-			task_touch(r->task);
-			r->exec_wait = ev_timer_add(sb->ev, EXEC_WAIT_MS, on_exec_wait, r, &e);
+			wait_for_execute(r, TASK_RUN_VNC);
 			return;
 		}
 		if (!ex && !wex && !webex && r->task->compilation.len == 0)
